@@ -1,0 +1,263 @@
+"""Base classes and data types that plugins build on.
+
+Every plugin class has a ``name``, a one-line docstring that ``regsuite plugins`` shows, and
+a pydantic ``Params`` model (``extra="forbid"``) holding its parameters with defaults.
+An instance is created per run as ``cls(params)``.
+
+Training (see :mod:`regsuite.train`) calls the hooks in this order::
+
+    data = dataset.load()                          # uint8 images / token ids, in memory
+    task.setup(data)
+    data.train = reg.transform_dataset(data.train, generator)   # each regularizer, in set order
+    module = model.build(data.info)
+    module = reg.configure_model(module)           # e.g. fill the model's dropout slots
+    groups = reg.param_groups(module, groups)      # optimizer parameter groups
+    loss_fn = reg.wrap_loss(task.loss)             # e.g. label smoothing, mixup targets
+    each epoch, each batch:
+        batch = task.prepare_batch(raw_batch)      # on the training device
+        batch = reg.transform_batch(batch, generator)  # online augmentation, word dropout
+        data_loss = loss_fn(module(batch.inputs), batch)
+        penalty = sum(reg.penalty(module))         # e.g. L2; reported apart from data_loss
+        (data_loss + penalty).backward(); optimizer.step()
+    stop = any(reg.after_epoch(epoch, metrics))    # e.g. early stopping
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+
+class Params(BaseModel):
+    """Base for plugin parameters: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    pass
+
+
+class Plugin:
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = NoParams
+
+    def __init__(self, params: Params | None = None):
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def describe(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass
+class Split:
+    """One split held in memory: images as uint8 N×C×H×W, token ids as int64 N×T."""
+
+    inputs: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.inputs.to(device), self.targets.to(device))
+
+
+@dataclass
+class DataInfo:
+    """What models and tasks need to know about a dataset."""
+
+    num_classes: int
+    input_shape: tuple[int, ...]
+    class_names: list[str] = field(default_factory=list)
+    vocab_size: int | None = None
+    pad_index: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split
+    info: DataInfo
+    test: Split | None = None
+
+
+@dataclass
+class Batch:
+    """A training or evaluation batch on the training device.
+
+    ``inputs`` is what the model receives: images as stored (uint8) or as float in [0, 1]
+    (models normalize either, see :class:`Normalize`); token ids for text. ``extras`` carries anything a regularizer's loss needs (mixup's
+    second targets and weight, say).
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Batch":
+        return replace(self, **changes)
+
+
+LossFn = Callable[[Tensor, Batch], Tensor]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a task reports per split; the leaderboard shows it as ``<split> <label>``."""
+
+    key: str
+    label: str
+    higher_is_better: bool = True
+
+
+# ---------------------------------------------------------------------------- plugin kinds
+
+
+class Task(Plugin):
+    """How a batch looks, the data loss, and the metrics of one kind of problem."""
+
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+
+    def setup(self, data: Data) -> None:
+        """Called once per run with the loaded data (before regularizers transform it)."""
+
+    def prepare_batch(self, inputs: Tensor, targets: Tensor) -> Batch:
+        """Turn raw split tensors (already on the device) into a :class:`Batch`."""
+        return Batch(inputs, targets)
+
+    def loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """Mean data loss of the batch."""
+        raise NotImplementedError
+
+    def measure(self, outputs: Tensor, batch: Batch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per-batch sums for evaluation: ``{"loss": (sum, count), key: (sum, count)}``.
+
+        Values are tensors so that evaluation never waits on the device per batch.
+        """
+        raise NotImplementedError
+
+
+class Dataset(Plugin):
+    """Loads the splits of one dataset into memory."""
+
+    task: ClassVar[str]
+
+    def load(self) -> Data:
+        raise NotImplementedError
+
+    def cache_key(self) -> str:
+        """Identifies the data a load returns; part of every run's hash."""
+        return self.params.model_dump_json()
+
+
+class Model(Plugin):
+    """Builds an ``nn.Module`` and declares where regularizers may act on it."""
+
+    tasks: ClassVar[frozenset[str]]
+    #: Slot kinds this model offers, e.g. ``{"dropout"}``. The built module marks each slot
+    #: with :class:`Slot` modules of that kind; regularizers fill them.
+    slots: ClassVar[frozenset[str]] = frozenset()
+
+    def build(self, info: DataInfo) -> nn.Module:
+        raise NotImplementedError
+
+
+class Regularizer(Plugin):
+    """Acts on training at defined points; every method defaults to doing nothing."""
+
+    #: Tasks it can serve; ``None`` means every task.
+    tasks: ClassVar[frozenset[str] | None] = None
+    #: Model slot kinds it fills. The model must offer them, and two regularizers of one set
+    #: may not claim the same slot kind (two dropouts, dropout + MaxDropout).
+    claims_slots: ClassVar[frozenset[str]] = frozenset()
+    #: Names of regularizers it cannot be combined with in one set.
+    conflicts_with: ClassVar[frozenset[str]] = frozenset()
+
+    def transform_dataset(self, split: Split, generator: torch.Generator) -> Split:
+        """Offline transform of the training split, once per run (e.g. doubled dataset)."""
+        return split
+
+    def configure_model(self, model: nn.Module) -> nn.Module:
+        """Change the built model, e.g. fill its slots (see :func:`fill_slots`)."""
+        return model
+
+    def param_groups(self, model: nn.Module, groups: list[dict]) -> list[dict]:
+        """Shape the optimizer's parameter groups (e.g. decoupled weight decay)."""
+        return groups
+
+    def wrap_loss(self, loss: LossFn) -> LossFn:
+        """Return a loss function built on ``loss`` (e.g. label smoothing)."""
+        return loss
+
+    def transform_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """Online transform of each training batch, on the training device."""
+        return batch
+
+    def penalty(self, model: nn.Module) -> Tensor | None:
+        """A term added to the training objective, reported apart from the data loss."""
+        return None
+
+    def after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Called after each epoch's evaluation; return True to stop training."""
+        return False
+
+
+# ---------------------------------------------------------------------------- slots
+
+
+class Slot(nn.Identity):
+    """A place in a model where a regularizer of ``kind`` may put a module.
+
+    Models put ``Slot("dropout")`` where dropout belongs; an unfilled slot is the identity,
+    so a model without regularizers is unchanged.
+    """
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}"
+
+
+def fill_slots(model: nn.Module, kind: str, make: Callable[[], nn.Module]) -> int:
+    """Replace every ``Slot(kind)`` in ``model`` with ``make()``; return how many."""
+    filled = 0
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, Slot) and child.kind == kind:
+                setattr(parent, child_name, make())
+                filled += 1
+    return filled
+
+
+class Normalize(nn.Module):
+    """First layer of an image model: uint8 → [0, 1] if needed, then per-channel
+    normalization. Batches reach models as stored (uint8) unless a regularizer already
+    turned them into float in [0, 1] (augmenting on a GPU, say)."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        return (x - self.mean) / self.std
+
+
+def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 N×C×H×W images, on the [0, 1] scale."""
+    x = images.float().div(255.0).transpose(0, 1).reshape(images.shape[1], -1)
+    return x.mean(dim=1).tolist(), x.std(dim=1).clamp_min(1e-3).tolist()

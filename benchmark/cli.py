@@ -1,0 +1,236 @@
+"""The ``regsuite`` command line. Errors at this boundary become one message and exit 2
+(``REGSUITE_DEBUG=1`` shows the traceback)."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from regsuite import __version__
+from regsuite.errors import RegsuiteError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark what regularizers do to generalization.")
+console = Console()
+errors = Console(stderr=True)
+
+RESULTS_HELP = "folder of the results store (regsuite.db); default ./results or $REGSUITE_RESULTS"
+SET_HELP = "override a spec value, e.g. --set training.epochs=1 --set seeds=[0,1] (repeatable)"
+FORMATS = ("rich", "markdown", "csv", "json")
+
+
+def friendly(command: Callable) -> Callable:
+    """Turn domain errors into one plain message on stderr and the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RegsuiteError as exc:
+            if os.environ.get("REGSUITE_DEBUG"):
+                raise
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            if os.environ.get("REGSUITE_DEBUG"):
+                raise
+            errors.print("interrupted; finished runs are kept. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def results_dir(results: Optional[Path]) -> Path:
+    from regsuite.store import default_results_dir
+
+    return results if results is not None else default_results_dir()
+
+
+def load_plan(spec: Path, overrides: list[str]):
+    from regsuite.registry import get_registry
+    from regsuite.spec import load_spec, resolve
+
+    registry = get_registry()
+    return resolve(load_spec(spec, overrides), registry), registry
+
+
+@app.command()
+@friendly
+def run(
+    spec: Path = typer.Argument(..., help="TOML spec file"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="train failed runs again"),
+    export: bool = typer.Option(False, "--export", help="also write leaderboard/<spec name>.md"),
+) -> None:
+    """Train every run of SPEC that is not finished yet, then print the leaderboard."""
+    from regsuite.progress import RichGridReporter
+    from regsuite.runner import run_plan
+    from regsuite.store import Store
+
+    plan, registry = load_plan(spec, set_)
+    directory = results_dir(results)
+    with Store(directory) as store:
+        with RichGridReporter(console) as reporter:
+            outcome = run_plan(plan, store, registry, reporter, retry_failed=retry_failed)
+        console.print(
+            f"trained {len(outcome.trained)}, already done {len(outcome.skipped)}, "
+            f"failed {len(outcome.failed)}" + (f", busy elsewhere {len(outcome.busy)}" if outcome.busy else "")
+        )
+        show_leaderboard(store, plan.spec.name, "rich", "val_loss")
+        if export:
+            write_export(store, plan.spec.name, Path("leaderboard"), command_line())
+    console.print(f"results: {directory / 'regsuite.db'}")
+    if outcome.failed:
+        for planned, reason in outcome.failed:
+            errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False)
+        errors.print(f"{len(outcome.failed)} run(s) failed; the others are kept. Fix the cause and rerun with --retry-failed.")
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def validate(
+    spec: Path = typer.Argument(..., help="TOML spec file"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+) -> None:
+    """Validate SPEC and show the runs it expands to; trains nothing, writes nothing."""
+    from regsuite.store import DB_NAME, Store
+
+    plan, _ = load_plan(spec, set_)
+    directory = results_dir(results)
+    statuses: dict[str, str] = {}
+    if (directory / DB_NAME).is_file():
+        with Store(directory, create=False) as store:
+            statuses = store.statuses([r.run_id for r in plan.runs])
+    table = Table(title=f"{plan.spec.name}: {len(plan.runs)} runs ({plan.spec.task.name})")
+    for head in ("#", "run id", "dataset", "model", "set", "regularizers", "seed", "status"):
+        table.add_column(head, overflow="fold")
+    given = {s.label: ", ".join(describe_ref(r) for r in s.regularizers) or "—" for s in plan.spec.sets}
+    for i, planned in enumerate(plan.runs, 1):
+        c = planned.config
+        table.add_row(str(i), planned.run_id[:12], c["dataset"]["name"], c["model"]["name"], planned.label,
+                      given[planned.label], str(planned.seed), statuses.get(planned.run_id, "new"))
+    console.print(table)
+    done = sum(1 for s in statuses.values() if s == "done")
+    console.print(f"spec is valid: {len(plan.runs)} runs, {done} done, {len(plan.runs) - done} to train")
+
+
+def describe_ref(ref) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in ref.params.items())
+    return f"{ref.name}({params})" if params else ref.name
+
+
+@app.command()
+@friendly
+def leaderboard(
+    spec: Optional[str] = typer.Argument(None, help="spec name or spec file (default: every spec in the store)"),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+    format: str = typer.Option("rich", "--format", "-f", help="rich, markdown, csv or json"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of the terminal"),
+    export: bool = typer.Option(False, "--export", help="write leaderboard/<spec name>.md"),
+    sort: str = typer.Option("val_loss", "--sort", help="column to rank by (val_loss, gap, train_loss, val_accuracy, …)"),
+) -> None:
+    """Render the leaderboard from stored results, without training."""
+    from regsuite.store import Store
+
+    if format not in FORMATS:
+        raise RegsuiteError(f"unknown format {format!r}", hint=f"choose one of: {', '.join(FORMATS)}")
+    with Store(results_dir(results), create=False) as store:
+        names = [spec_name_of(spec)] if spec else store.spec_names()
+        if not names:
+            raise RegsuiteError(f"the results store {store.path} holds no runs", hint="run a spec first: regsuite run SPEC")
+        if export:
+            for name in names:
+                console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort)}")
+            return
+        texts = [show_leaderboard(store, name, format, sort, to_terminal=out is None) for name in names]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(texts), encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+def spec_name_of(spec: str) -> str:
+    path = Path(spec)
+    if path.suffix == ".toml":
+        from regsuite.spec import load_spec
+
+        return load_spec(path).name
+    return spec
+
+
+def show_leaderboard(store, name: str, format: str, sort: str, to_terminal: bool = True) -> str:
+    """Render one spec's leaderboard; print it when ``to_terminal``; return it as text."""
+    from regsuite import leaderboard as lb
+
+    rendered = lb.RENDERERS[format](lb.build(store, name, sort))
+    if format == "rich":
+        recorder = Console(record=True, width=180, file=open(os.devnull, "w"))
+        recorder.print(rendered)
+        text = recorder.export_text()
+        if to_terminal:
+            console.print(rendered)
+        return text
+    text = rendered if rendered.endswith("\n") else rendered + "\n"
+    if to_terminal:
+        sys.stdout.write(text)
+    return text
+
+
+def write_export(store, name: str, directory: Path, command: str, sort: str = "val_loss") -> Path:
+    from regsuite import export
+
+    return export.write_markdown(store, name, directory, command, sort)
+
+
+def command_line() -> str:
+    return " ".join(["regsuite", *sys.argv[1:]])
+
+
+@app.command()
+@friendly
+def plugins() -> None:
+    """List every registered task, dataset, model and regularizer, with its provider and parameters."""
+    from regsuite.registry import KINDS, get_registry
+
+    registry = get_registry()
+    for kind in KINDS:
+        table = Table(title=f"{kind}s", show_lines=True, title_justify="left")
+        for head in ("name", "provided by", "description", "parameters (default)"):
+            table.add_column(head, overflow="fold")
+        for name in registry.names(kind):
+            entry = registry.get(kind, name)
+            table.add_row(name, entry.provider, entry.cls.describe(), describe_params(entry.cls.Params))
+        console.print(table)
+
+
+def describe_params(params_model) -> str:
+    lines = []
+    for field_name, field in params_model.model_fields.items():
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        line = f"{field_name} = {default}"
+        if field.description:
+            line += f"  ({field.description})"
+        lines.append(line)
+    return "\n".join(lines) or "—"
+
+
+@app.command()
+def version() -> None:
+    """Print regsuite's version."""
+    console.print(f"regsuite {__version__}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

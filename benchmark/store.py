@@ -1,0 +1,247 @@
+"""The results store: one SQLite file (WAL mode), every write in a transaction.
+
+Tables:
+  runs          one row per run, keyed by the hash of its resolved config
+  epochs        per-epoch metrics of each run (long format: run, epoch, metric, value)
+  spec_rows     which runs make up each spec's table, with the row label and reference values
+  specs         the last resolved form of each spec that was run
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from regsuite.errors import RegsuiteError
+
+DB_NAME = "regsuite.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted')),
+    seed INTEGER NOT NULL,
+    device TEXT,
+    wall_time REAL,
+    started_at REAL,
+    finished_at REAL,
+    claimed_by TEXT,
+    heartbeat REAL,
+    error TEXT,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, epoch, metric)
+);
+CREATE TABLE IF NOT EXISTS specs (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    baseline TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spec_rows (
+    spec_name TEXT NOT NULL REFERENCES specs(name) ON DELETE CASCADE,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    position INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (spec_name, run_id)
+);
+"""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    config: dict[str, Any]
+    status: str
+    seed: int
+    device: str | None
+    wall_time: float | None
+    error: str | None
+    summary: dict[str, Any]
+    claimed_by: str | None = None
+    heartbeat: float | None = None
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("REGSUITE_RESULTS", "results"))
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Store:
+    def __init__(self, directory: Path | str, create: bool = True):
+        self.directory = Path(directory)
+        self.path = self.directory / DB_NAME
+        if not create and not self.path.is_file():
+            raise RegsuiteError(
+                f"no results store at {self.path}",
+                hint="run a spec first (regsuite run SPEC), or point --results at the folder that holds regsuite.db",
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction():
+            for statement in SCHEMA.strip().split(";\n"):
+                if statement.strip():
+                    self.conn.execute(statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT: writers queue up, readers never see half a change."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ planning
+
+    def register_plan(self, plan: Any) -> None:
+        """Record the spec, its rows, and a pending row for every run not yet in the store."""
+        spec = plan.spec
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO specs(name, spec, baseline, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET spec=excluded.spec, baseline=excluded.baseline, updated_at=excluded.updated_at",
+                (spec.name, spec.model_dump_json(), spec.baseline_label, time.time()),
+            )
+            tx.execute("DELETE FROM spec_rows WHERE spec_name = ?", (spec.name,))
+            for position, run in enumerate(plan.runs):
+                tx.execute(
+                    "INSERT OR IGNORE INTO runs(run_id, config, status, seed) VALUES (?, ?, 'pending', ?)",
+                    (run.run_id, json.dumps(run.config, sort_keys=True), run.seed),
+                )
+                tx.execute(
+                    "INSERT INTO spec_rows(spec_name, run_id, position, label, reference) VALUES (?, ?, ?, ?, ?)",
+                    (spec.name, run.run_id, position, run.label, json.dumps(run.reference)),
+                )
+
+    def statuses(self, run_ids: list[str]) -> dict[str, str]:
+        found = {}
+        for chunk in chunks(run_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk):
+                found[row["run_id"]] = row["status"]
+        return found
+
+    # ------------------------------------------------------------------ running
+
+    def claim(self, run_id: str, stale_after: float = 120.0, retry_failed: bool = False) -> bool:
+        """Mark a run as ours, atomically. A claim whose heartbeat is older than
+        ``stale_after`` seconds belongs to a dead process and is taken over."""
+        now = time.time()
+        allowed = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
+        with self.transaction() as tx:
+            row = tx.execute("SELECT status, heartbeat FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            stale = row["status"] == "running" and (row["heartbeat"] or 0) < now - stale_after
+            if row["status"] not in allowed and not stale:
+                return False
+            tx.execute(
+                "UPDATE runs SET status='running', claimed_by=?, heartbeat=?, started_at=?, error=NULL WHERE run_id=?",
+                (worker_id(), now, now, run_id),
+            )
+            return True
+
+    def heartbeat(self, run_id: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+
+    def record_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO epochs(run_id, epoch, metric, value) VALUES (?, ?, ?, ?)",
+                [(run_id, epoch, name, value) for name, value in metrics.items()],
+            )
+            tx.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+
+    def truncate_epochs(self, run_id: str, after_epoch: int) -> None:
+        """Drop epochs past ``after_epoch`` (a resumed run redoes them)."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, after_epoch))
+
+    def finish(self, run_id: str, summary: dict[str, Any], device: str, wall_time: float) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET status='done', summary=?, device=?, wall_time=?, finished_at=?, error=NULL, claimed_by=NULL WHERE run_id=?",
+                (json.dumps(summary), device, wall_time, time.time(), run_id),
+            )
+
+    def fail(self, run_id: str, error: str, status: str = "failed") -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET status=?, error=?, finished_at=?, claimed_by=NULL WHERE run_id=?",
+                (status, error, time.time(), run_id),
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def spec_names(self) -> list[str]:
+        return [r["name"] for r in self.conn.execute("SELECT name FROM specs ORDER BY updated_at")]
+
+    def spec_info(self, name: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT spec, baseline, updated_at FROM specs WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        return {"spec": json.loads(row["spec"]), "baseline": row["baseline"], "updated_at": row["updated_at"]}
+
+    def spec_rows(self, name: str) -> list[tuple[str, dict[str, float], RunRecord]]:
+        rows = self.conn.execute(
+            "SELECT s.label, s.reference, r.* FROM spec_rows s JOIN runs r USING (run_id) WHERE s.spec_name=? ORDER BY s.position",
+            (name,),
+        ).fetchall()
+        return [(row["label"], json.loads(row["reference"]), record_of(row)) for row in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return record_of(row) if row else None
+
+    def epochs(self, run_id: str) -> list[dict[str, float]]:
+        """Per-epoch metrics, ordered by epoch: ``[{"epoch": 1, "train_loss": …}, …]``."""
+        by_epoch: dict[int, dict[str, float]] = {}
+        for row in self.conn.execute("SELECT epoch, metric, value FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)):
+            by_epoch.setdefault(row["epoch"], {"epoch": row["epoch"]})[row["metric"]] = row["value"]
+        return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def record_of(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"], config=json.loads(row["config"]), status=row["status"], seed=row["seed"],
+        device=row["device"], wall_time=row["wall_time"], error=row["error"],
+        summary=json.loads(row["summary"]) if row["summary"] else {},
+        claimed_by=row["claimed_by"], heartbeat=row["heartbeat"],
+    )
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,257 @@
+"""One run: build the plugins of a resolved config, train, evaluate every epoch.
+
+The loop is a plain PyTorch loop over tensors held in memory (on the training device), so
+that it runs as fast as a hand-written one: no DataLoader workers, no per-batch host sync
+(losses accumulate on the device and are read once per epoch, or every few batches for the
+progress display).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from regsuite import api
+from regsuite.errors import RegsuiteError
+from regsuite.registry import Registry
+
+PROGRESS_EVERY = 20  # batches between live-loss updates (each costs one device sync)
+
+
+class NonFiniteLoss(RegsuiteError):
+    exit_code = 1
+
+
+class Reporter:
+    """Progress callbacks; the CLI shows them with rich, tests ignore them."""
+
+    def run_started(self, epochs: int, batches_per_epoch: int) -> None: ...
+    def batch_done(self, batch: int, running_loss: float | None) -> None: ...
+    def epoch_done(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class RunContext:
+    config: dict[str, Any]
+    task: api.Task
+    dataset: api.Dataset
+    model_plugin: api.Model
+    regularizers: list[api.Regularizer]
+    device: torch.device
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run after an epoch (see checkpoints)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order_generator: torch.Generator
+    batch_generator: torch.Generator
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def instantiate(registry: Registry, kind: str, ref: dict[str, Any]) -> Any:
+    cls = registry.cls(kind, ref["name"])
+    return cls(cls.Params.model_validate(ref["params"]))
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RegsuiteError("training.device asks for CUDA, but torch sees no GPU", hint='use device = "auto" or "cpu"')
+    return device
+
+
+def build_context(config: dict[str, Any], registry: Registry) -> RunContext:
+    return RunContext(
+        config=config,
+        task=instantiate(registry, "task", config["task"]),
+        dataset=instantiate(registry, "dataset", config["dataset"]),
+        model_plugin=instantiate(registry, "model", config["model"]),
+        regularizers=[instantiate(registry, "regularizer", r) for r in config["regularizers"]],
+        device=resolve_device(config["training"]["device"]),
+    )
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def make_optimizer(training: dict[str, Any], groups: list[dict]) -> torch.optim.Optimizer:
+    name, lr = training["optimizer"], training["lr"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=training["momentum"])
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.Adam(groups, lr=lr)
+
+
+def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
+    """Load data, build model and optimizer, and let every regularizer act once."""
+    training, seed = ctx.config["training"], ctx.config["seed"]
+    seed_everything(seed, training["deterministic"])
+    data = ctx.dataset.load()
+    ctx.task.setup(data)
+    data_generator = torch.Generator().manual_seed(seed + 1)
+    for reg in ctx.regularizers:
+        data.train = reg.transform_dataset(data.train, data_generator)
+    data.train, data.val = data.train.to(ctx.device), data.val.to(ctx.device)
+    if data.test is not None:
+        data.test = data.test.to(ctx.device)
+
+    torch.manual_seed(seed)  # model init does not depend on what the data load consumed
+    model = ctx.model_plugin.build(data.info)
+    for reg in ctx.regularizers:
+        model = reg.configure_model(model)
+    model = model.to(ctx.device)
+    groups: list[dict] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    for reg in ctx.regularizers:
+        groups = reg.param_groups(model, groups)
+    loss_fn: api.LossFn = ctx.task.loss
+    for reg in ctx.regularizers:
+        loss_fn = reg.wrap_loss(loss_fn)
+    state = TrainState(
+        model=model,
+        optimizer=make_optimizer(training, groups),
+        order_generator=torch.Generator().manual_seed(seed),
+        batch_generator=torch.Generator(device=ctx.device).manual_seed(seed + 2),
+    )
+    return data, state, loss_fn
+
+
+def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api.LossFn,
+                reporter: Reporter) -> dict[str, float]:
+    model, optimizer, task = state.model, state.optimizer, ctx.task
+    batch_size = ctx.config["training"]["batch_size"]
+    train = data.train
+    order = torch.randperm(len(train), generator=state.order_generator).to(ctx.device)
+    model.train()
+    loss_sum = torch.zeros((), device=ctx.device)
+    penalty_sum = torch.zeros((), device=ctx.device)
+    sums: dict[str, list[Tensor]] = {}
+    batches = 0
+    for start in range(0, len(train), batch_size):
+        index = order[start : start + batch_size]
+        batch = task.prepare_batch(train.inputs[index], train.targets[index])
+        for reg in ctx.regularizers:
+            batch = reg.transform_batch(batch, state.batch_generator)
+        outputs = model(batch.inputs)
+        data_loss = loss_fn(outputs, batch)
+        objective = data_loss
+        for reg in ctx.regularizers:
+            penalty = reg.penalty(model)
+            if penalty is not None:
+                objective = objective + penalty
+                penalty_sum += penalty.detach()
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        loss_sum += data_loss.detach()
+        accumulate(sums, task.measure(outputs.detach(), batch), skip="loss")
+        batches += 1
+        if batches % PROGRESS_EVERY == 0:
+            reporter.batch_done(batches, float(loss_sum) / batches)
+        else:
+            reporter.batch_done(batches, None)
+    metrics = {"train_loss": float(loss_sum) / batches, "train_penalty": float(penalty_sum) / batches}
+    metrics.update({f"train_{key}": value for key, value in averages(sums).items()})
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(ctx: RunContext, split: api.Split, model: nn.Module, prefix: str) -> dict[str, float]:
+    model.eval()
+    size = ctx.config["training"]["eval_batch_size"] or 4 * ctx.config["training"]["batch_size"]
+    sums: dict[str, list[Tensor]] = {}
+    for start in range(0, len(split), size):
+        batch = ctx.task.prepare_batch(split.inputs[start : start + size], split.targets[start : start + size])
+        accumulate(sums, ctx.task.measure(model(batch.inputs), batch))
+    return {f"{prefix}_{key}": value for key, value in averages(sums).items()}
+
+
+def accumulate(sums: dict[str, list[Tensor]], measured: dict[str, tuple[Tensor, Tensor]], skip: str = "") -> None:
+    for key, (total, count) in measured.items():
+        if key == skip:
+            continue
+        if key in sums:
+            sums[key][0] += total
+            sums[key][1] += count
+        else:
+            sums[key] = [total.detach().clone().double(), torch.as_tensor(count).double().clone()]
+
+
+def averages(sums: dict[str, list[Tensor]]) -> dict[str, float]:
+    return {key: float(total) / max(float(count), 1.0) for key, (total, count) in sums.items()}
+
+
+def run_training(
+    ctx: RunContext,
+    reporter: Reporter | None = None,
+    on_epoch: Callable[[TrainState, dict[str, float]], None] | None = None,
+    resume: Callable[[TrainState], None] | None = None,
+) -> dict[str, Any]:
+    """Train one run to the end; return its summary. ``on_epoch`` sees each finished epoch
+    (the store and checkpoints hook in there); ``resume`` may restore a saved state."""
+    reporter = reporter or Reporter()
+    epochs = ctx.config["training"]["epochs"]
+    data, state, loss_fn = prepare(ctx)
+    if resume is not None:
+        resume(state)
+    batch_size = ctx.config["training"]["batch_size"]
+    reporter.run_started(epochs, math.ceil(len(data.train) / batch_size))
+    started = time.perf_counter()
+    train_seconds = 0.0
+    while state.epoch < epochs:
+        epoch_start = time.perf_counter()
+        metrics = train_epoch(ctx, data, state, loss_fn, reporter)
+        train_seconds += time.perf_counter() - epoch_start
+        state.epoch += 1
+        if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_penalty")):
+            raise NonFiniteLoss(f"the training loss became {metrics['train_loss']} in epoch {state.epoch}",
+                                hint="lower the learning rate or the regularizer's strength")
+        metrics.update(evaluate(ctx, data.val, state.model, "val"))
+        metrics["epoch_time"] = time.perf_counter() - epoch_start
+        metrics["train_samples_per_s"] = len(data.train) / max(train_seconds / state.epoch, 1e-9)
+        state.history.append({"epoch": state.epoch, **metrics})
+        reporter.epoch_done(state.epoch, metrics)
+        if on_epoch is not None:
+            on_epoch(state, metrics)
+        if any(reg.after_epoch(state.epoch, metrics) for reg in ctx.regularizers):
+            break
+    test = evaluate(ctx, data.test, state.model, "test") if data.test is not None else {}
+    summary = summarize(state.history, test, data.info, time.perf_counter() - started)
+    summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
+    return summary
+
+
+def summarize(history: list[dict[str, float]], test: dict[str, float], info: api.DataInfo,
+              seconds: float) -> dict[str, Any]:
+    final = history[-1]
+    best = min(history, key=lambda m: m["val_loss"])
+    return {
+        "final": {k: v for k, v in final.items() if k != "epoch"},
+        "test": test,
+        "epochs_run": final["epoch"],
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"],
+        "gap": final["val_loss"] - final["train_loss"],
+        "gap_at_best": best["val_loss"] - best["train_loss"],
+        "train_seconds": seconds,
+        "class_names": info.class_names,
+    }

@@ -1,0 +1,54 @@
+"""scikit-learn's 8×8 handwritten digits: real data that needs no download."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from regsuite import hookimpl
+from regsuite.api import Data, DataInfo, Dataset, Params, Split, channel_stats
+from regsuite.errors import DataError
+
+
+class DigitsParams(Params):
+    val_fraction: float = Field(0.3, gt=0, lt=1, description="share of images held out for validation")
+    train_limit: int | None = Field(None, ge=10, description="keep only this many training images (scarce data overfits)")
+    split_seed: int = Field(0, description="seed of the stratified train/val split (fixed across run seeds)")
+
+
+class Digits(Dataset):
+    """scikit-learn's handwritten digits: 1,797 grayscale 8×8 images, 10 classes."""
+
+    name = "digits"
+    task = "image_classification"
+    Params = DigitsParams
+
+    def load(self) -> Data:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        bunch = load_digits()
+        images = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 → 0..255
+        labels = bunch.target.astype(np.int64)
+        p = self.params
+        train_x, val_x, train_y, val_y = train_test_split(
+            images, labels, test_size=p.val_fraction, random_state=p.split_seed, stratify=labels
+        )
+        if p.train_limit is not None:
+            if p.train_limit > len(train_x):
+                raise DataError(f"digits.train_limit = {p.train_limit} but the split has only {len(train_x)} training images")
+            train_x, train_y = train_x[: p.train_limit], train_y[: p.train_limit]
+        train = Split(torch.from_numpy(train_x), torch.from_numpy(train_y))
+        mean, std = channel_stats(train.inputs)
+        info = DataInfo(
+            num_classes=10,
+            input_shape=(1, 8, 8),
+            class_names=[str(d) for d in range(10)],
+            extras={"mean": mean, "std": std},
+        )
+        return Data(train=train, val=Split(torch.from_numpy(val_x), torch.from_numpy(val_y)), info=info)
+
+
+@hookimpl
+def regsuite_register_datasets():
+    return [Digits]
