@@ -24,6 +24,7 @@ Training (see :mod:`regsuite.train`) calls the hooks in this order::
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -47,6 +48,12 @@ class Plugin:
 
     def __init__(self, params: Params | None = None):
         self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def smoke_params(cls, workdir: Path) -> dict[str, Any]:
+        """Parameters for a seconds-long smoke test on tiny data (the test suite runs every
+        registered plugin with them). A dataset may write tiny files under ``workdir``."""
+        return {}
 
     @classmethod
     def describe(cls) -> str:
@@ -154,10 +161,6 @@ class Dataset(Plugin):
 
     def load(self) -> Data:
         raise NotImplementedError
-
-    def cache_key(self) -> str:
-        """Identifies the data a load returns; part of every run's hash."""
-        return self.params.model_dump_json()
 
 
 class Model(Plugin):
