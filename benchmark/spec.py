@@ -83,10 +83,10 @@ class Spec(Strict):
     @model_validator(mode="after")
     def one_form_each(self) -> "Spec":
         for single, many in (("dataset", "datasets"), ("model", "models")):
-            if (getattr(self, single) is None) == (getattr(self, many) is None):
-                raise ValueError(f"give exactly one of '{single}' (a table) or '{many}' (a list of tables)")
             if getattr(self, many) == []:
                 raise ValueError(f"'{many}' is empty: the grid would have no runs")
+            if (getattr(self, single) is None) == (getattr(self, many) is None):
+                raise ValueError(f"give exactly one of '{single}' (a table) or '{many}' (a list of tables)")
         labels = [s.label for s in self.sets]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
@@ -173,7 +173,7 @@ def format_validation_errors(exc: ValidationError, prefix: str = "") -> list[str
     lines = []
     for err in exc.errors():
         loc = prefix + format_loc(err["loc"])
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
