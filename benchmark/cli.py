@@ -258,7 +258,9 @@ def plot(
 
 
 def command_line() -> str:
-    return " ".join(["regsuite", *sys.argv[1:]])
+    import shlex
+
+    return shlex.join(["regsuite", *sys.argv[1:]])
 
 
 @app.command()

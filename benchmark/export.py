@@ -83,7 +83,7 @@ def figure_section(name: str, figures: list[plots.PlotFile]) -> list[str]:
 
 def spec_section(info: dict[str, Any]) -> list[str]:
     return ["<details><summary>resolved spec (as stored with the results)</summary>", "", "```json",
-            json.dumps(info["spec"], indent=2), "```", "", "</details>", ""]
+            json.dumps(info["spec"], indent=2, ensure_ascii=False), "```", "", "</details>", ""]
 
 
 # ---------------------------------------------------------------------------- reproduce

@@ -204,9 +204,11 @@ def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str
     rows: dict[tuple[str, str, str], Row] = {}
     missing: list[str] = []
     statuses: Counter = Counter()
-    for label, reference, record in store.spec_rows(spec_name):
+    entries = store.spec_rows(spec_name)
+    variants = {kind: plugin_variants([record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
+    for label, reference, record in entries:
         c = record.config
-        key = (c["dataset"]["name"], c["model"]["name"], label)
+        key = (plugin_label(c["dataset"], variants["dataset"]), plugin_label(c["model"], variants["model"]), label)
         row = rows.setdefault(key, Row(label, key[0], key[1], reference))
         row.expected += 1
         statuses[record.status] += 1
@@ -219,10 +221,33 @@ def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str
     return rows, missing, statuses
 
 
+def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The distinct parameter sets each plugin name appears with."""
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for ref in refs:
+        seen = variants.setdefault(ref["name"], [])
+        if ref.get("params", {}) not in seen:
+            seen.append(ref.get("params", {}))
+    return variants
+
+
+def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]]) -> str:
+    """``small_cnn``, or ``small_cnn (width=8)`` when the grid holds it with other parameters
+    (so that two variants never share a row, nor their seeds a pairing)."""
+    params = ref.get("params", {})
+    others = variants.get(ref["name"], [])
+    if len(others) <= 1:
+        return ref["name"]
+    varying = [k for k in sorted(params) if any(o.get(k) != params[k] for o in others)]
+    return f"{ref['name']} ({', '.join(f'{k}={params[k]}' for k in varying)})"
+
+
 def compare_with_baseline(board: Leaderboard) -> bool:
     """Fill each row's paired Δ against the baseline row of the same dataset and model.
     Returns whether any row got a Δ."""
     if board.baseline is None:
+        board.notes.append('no baseline row (a set labelled "none", or baseline = "<label>" in the spec), '
+                           "so there is no Δ column")
         return False
     baselines = {(r.dataset, r.model): r for r in board.rows if r.label == board.baseline}
     if not baselines:
@@ -294,17 +319,21 @@ def sort_rows(board: Leaderboard, key: str) -> None:
         raise RegsuiteError(f"cannot sort by {key!r}: no such column in {board.spec_name!r}",
                             hint=f"choose one of: {', '.join(sort_keys(board))}")
     board.sorted_by = key
+    # Rows rank within their (dataset, model) group, as each group has its own baseline.
+    groups: dict[tuple[str, str], int] = {}
+    for row in board.rows:
+        groups.setdefault((row.dataset, row.model), len(groups))
     if key == "label":
-        board.rows.sort(key=lambda r: r.label)
+        board.rows.sort(key=lambda r: (groups[(r.dataset, r.model)], r.label))
         return
     column = by_key[key]
     sign = 1 if column.lower_is_better else -1
 
-    def order(row: Row) -> tuple[bool, float]:
+    def order(row: Row) -> tuple[int, bool, float]:
         value = row.value(column)
         if value is None and column.kind == "delta" and row.is_baseline:
             value = 0.0  # the baseline differs from itself by nothing
-        return (value is None, sign * value if value is not None else 0.0)
+        return (groups[(row.dataset, row.model)], value is None, sign * value if value is not None else 0.0)
 
     board.rows.sort(key=order)
 
@@ -428,12 +457,7 @@ def missing_summary(board: Leaderboard, limit: int = 5) -> str:
 
 def section_rows(board: Leaderboard, name: str, cell: Callable[[Row, Column], Any]) -> tuple[list[str], list[list[Any]]]:
     columns = board.section(name)
-    rank = ["#"] if name == "main" else []
-    heads = rank + label_headers(board)
-    rows = []
-    for i, row in enumerate(board.rows, 1):
-        rows.append(([str(i)] if rank else []) + label_cells(board, row) + [cell(row, c) for c in columns])
-    return heads, rows
+    return label_headers(board), [label_cells(board, row) + [cell(row, c) for c in columns] for row in board.rows]
 
 
 def to_rich(board: Leaderboard):
@@ -451,8 +475,8 @@ def to_rich(board: Leaderboard):
         heads, rows = section_rows(board, name, rich_cell)
         for i, head in enumerate(heads):
             widest = max(len(str(cells[i])) for cells in rows)
-            if head == "regularizers":
-                table.add_column(head, min_width=min(widest, 16), max_width=24, overflow="fold")
+            if head in ("regularizers", "dataset", "model"):  # names may wrap; numbers may not
+                table.add_column(head, min_width=min(widest, 12), max_width=24, overflow="fold")
             else:
                 table.add_column(head, justify="right", no_wrap=True, min_width=widest)
         for column in columns:
@@ -486,8 +510,8 @@ def records(board: Leaderboard) -> list[dict[str, Any]]:
     """One flat record per row: every value's mean, std and n; every Δ with its interval."""
     out = []
     for rank, row in enumerate(board.rows, 1):
-        item: dict[str, Any] = {"spec": board.spec_name, "task": board.task, "rank": rank, "label": row.label,
-                                "dataset": row.dataset, "model": row.model, "seeds": row.n,
+        item: dict[str, Any] = {"spec": board.spec_name, "task": board.task, "label": row.label,
+                                "dataset": row.dataset, "model": row.model, "rank": rank, "seeds": row.n,
                                 "planned_seeds": row.expected, "baseline": row.is_baseline}
         for key in value_keys(board):
             described = row.stat(key)

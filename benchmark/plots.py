@@ -26,6 +26,7 @@ from regsuite.store import Store
 DPI = 100
 BAND = "line = mean over seeds, band = min–max over seeds"
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
+LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
 
 History = list[dict[str, float]]  # one run's epochs, as Store.epochs returns them
 
@@ -83,8 +84,13 @@ def new_figure(panels: int, height: float = 3.6):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4.6 * panels + 0.6, height), dpi=DPI, layout="constrained")
+    width = 4.6 * panels + 0.6
+    figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
+    # Fixed margins in inches (room for the two-line title and the axis labels): constrained
+    # layout would find the same ones at twice the drawing time.
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - 0.85 / height,
+                           wspace=0.75 * panels / width)
     return figure, figure.subplots(1, panels, squeeze=False)[0]
 
 
@@ -95,9 +101,22 @@ def draw(ax, c: Curve, label: str, color: str, linestyle: str = "-") -> None:
         ax.fill_between(c.epochs, c.low, c.high, color=color, alpha=0.18, linewidth=0)
 
 
-def style_axes(ax, title: str, ylabel: str) -> None:
+def mark_minimum(ax, c: Curve) -> None:
+    """Where the mean val loss is lowest: the epoch after which training stops paying off."""
+    best = int(np.argmin(c.mean))
+    ax.plot([c.epochs[best]], [c.mean[best]], marker="*", markersize=11, color="black", linestyle="none",
+            label=f"lowest mean val loss (epoch {c.epochs[best]})")
+
+
+def style_axes(ax, title: str, ylabel: str, log_if_spread: bool = False) -> None:
     from matplotlib.ticker import MaxNLocator
 
+    low, high = ax.dataLim.y0, ax.dataLim.y1
+    if log_if_spread and low > 0 and high / low > LOG_SPREAD:
+        # Losses fall by orders of magnitude early on; on a linear axis the late epochs, where
+        # the regularizers differ, would be a flat line.
+        ax.set_yscale("log")
+        ylabel += " (log scale)"
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -113,13 +132,16 @@ def row_figure(board: lb.Leaderboard, row: lb.Row, histories: list[History]):
         c = curve(histories, key(f"{split}_loss"))
         if c is not None:
             draw(axes[0], c, f"{split} loss", color)
-    style_axes(axes[0], "data loss per epoch", "loss")
+            if split == "val":
+                mark_minimum(axes[0], c)
+    style_axes(axes[0], "data loss per epoch", "loss", log_if_spread=True)
     for ax, metric in zip(axes[1:], metrics):
         for split, color in (("train", TRAIN_COLOR), ("val", VAL_COLOR)):
             c = curve(histories, key(f"{split}_{metric['key']}"))
             if c is not None:
                 draw(ax, c, f"{split} {metric['label']}", color)
-        style_axes(ax, f"{metric['label']} per epoch", metric["label"])
+        name = metric["key"].replace("_", " ")
+        style_axes(ax, f"{name} per epoch", name)
     figure.suptitle(f"{board.spec_name}: {row.label}\n{row.dataset} / {row.model}, {row.n} seed(s); {BAND}",
                     fontsize=11)
     return figure
@@ -147,7 +169,7 @@ def overview_figure(board: lb.Leaderboard, rows: list[lb.Row], histories: dict[i
             if c is not None:
                 draw(ax, c, name, color, style)
     gap_ax.axhline(0.0, color="grey", linewidth=0.8)
-    style_axes(loss_ax, "val loss per epoch", "val loss")
+    style_axes(loss_ax, "val loss per epoch", "val loss", log_if_spread=True)
     style_axes(gap_ax, "gap (val loss − train loss) per epoch", "gap")
     figure.suptitle(f"{board.spec_name}: every row{where}\n{BAND}", fontsize=11)
     return figure

@@ -230,9 +230,18 @@ def history(label: str, train: float, val: float, f1: float) -> list[dict[str, f
              "train_f1": f1 + 0.1, "val_f1": f1 - 0.05 * (3 - e), "train_penalty": 0.0} for e in (1, 2, 3)]
 
 
-def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, int]] = frozenset()) -> Path:
+TWO_MODELS = ('seeds = [0, 1, 2]\n', 'seeds = [0, 1, 2]\nmodels = [{ name = "small_cnn", width = 4 }, { name = "small_cnn", width = 8 }]\n')
+
+
+def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, int]] = frozenset(),
+                  two_models: bool = False) -> Path:
+    """Finish the handmade spec's runs with the FINAL numbers; with ``two_models``, the grid has
+    small_cnn at widths 4 and 8, and width 8 scores 1.0 higher val loss everywhere."""
+    text = dedent(HANDMADE_SPEC).lstrip()
+    if two_models:
+        text = text.replace('[model]\nname = "small_cnn"\n', "").replace(*TWO_MODELS)
     spec_path = spec_dir / "handmade.toml"
-    spec_path.write_text(dedent(HANDMADE_SPEC).lstrip(), encoding="utf-8")
+    spec_path.write_text(text, encoding="utf-8")
     plan = resolve(load_spec(spec_path), get_registry())
     info = api.DataInfo(num_classes=10, input_shape=(1, 8, 8))
     with Store(directory) as store:
@@ -241,7 +250,9 @@ def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, in
             if (run.label, run.seed) in unfinished:
                 continue
             assert store.claim(run.run_id)
-            epochs = history(run.label, *FINAL[run.label][run.seed])
+            train, val, f1 = FINAL[run.label][run.seed]
+            shift = 1.0 if run.config["model"]["params"]["width"] == 8 else 0.0
+            epochs = history(run.label, train, val + shift, f1)
             for metrics in epochs:
                 store.record_epoch(run.run_id, metrics["epoch"], {k: v for k, v in metrics.items() if k != "epoch"})
             summary = summarize(epochs, {}, info, seconds=1.0)
@@ -329,6 +340,26 @@ def test_plots_follow_the_declared_metric(handmade, tmp_path):
     assert result.exit_code == 0, result.output
     folder = handmade / "plots" / "handmade"
     assert sorted(p.name for p in folder.glob("*.png")) == ["dropout.png", "l2.png", "none.png", "overview.png"]
+
+
+def test_model_variants_get_their_own_rows_and_pairings(tmp_path):
+    results = make_handmade(tmp_path / "results", tmp_path, two_models=True)
+    result = invoke("leaderboard", "handmade", "--results", results, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout[result.stdout.index("Final epoch"):].splitlines()[2:]]
+    lines = lines[: next(i for i, line in enumerate(lines) if not line.startswith("|"))]
+    heads = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(heads, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    assert len(rows) == 6 and {r["model"] for r in rows} == {"small_cnn (width=4)", "small_cnn (width=8)"}
+    for row in rows:  # each model against its own baseline: the same differences for both
+        if row["regularizers"] == "l2":
+            assert row["Δ val loss [95% CI]"] == "+2.000 [-0.484, +4.484]"
+            assert row["val loss"] == ("4.000 ± 1.000" if row["model"].endswith("4)") else "5.000 ± 1.000")
+    plotted = invoke("plot", "handmade", "--results", results)
+    assert plotted.exit_code == 0, plotted.output
+    names = {p.name for p in (results / "plots" / "handmade").glob("*.png")}
+    assert "digits-small-cnn-width-4-overview.png" in names and "digits-small-cnn-width-8-l2.png" in names
+    assert len(names) == 2 + 6
 
 
 # ---------------------------------------------------------------------------- bad input
