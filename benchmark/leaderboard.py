@@ -117,8 +117,8 @@ class Leaderboard:
 
 
 LOSS_COLUMNS = [
-    Column("train_loss", "train loss", "train\nloss"),
-    Column("val_loss", "val loss", "val\nloss"),
+    Column("train_loss", "train loss"),
+    Column("val_loss", "val loss"),
     Column("gap", "gap (val − train)", "gap"),
 ]
 DELTA_COLUMNS = [
@@ -126,12 +126,12 @@ DELTA_COLUMNS = [
     Column("delta_gap", "Δ gap [95% CI]", "Δ gap\n[95% CI]", kind="delta"),
 ]
 DIAGNOSTIC_COLUMNS = [
-    Column("best_epoch", "best epoch", "best\nepoch", digits=1, section="diagnostics"),
-    Column("epochs_run", "epochs run", "epochs", lower_is_better=False, digits=1, section="diagnostics"),
-    Column("best_val_loss", "val loss at best", "val loss\nat best", section="diagnostics"),
-    Column("val_rise", "val loss rise after best (final − best)", "val rise\nafter best", section="diagnostics"),
-    Column("gap_at_best", "gap at best epoch", "gap at\nbest", section="diagnostics"),
-    Column("gap", "gap at final epoch", "gap at\nfinal", section="diagnostics"),
+    Column("best_epoch", "best epoch", digits=1, section="diagnostics"),
+    Column("epochs_run", "epochs run", lower_is_better=False, digits=1, section="diagnostics"),
+    Column("best_val_loss", "val loss at best", section="diagnostics"),
+    Column("val_rise", "val loss rise after best (final − best)", "val rise after best", section="diagnostics"),
+    Column("gap_at_best", "gap at best epoch", "gap at best", section="diagnostics"),
+    Column("gap", "gap at final epoch", "gap at final", section="diagnostics"),
     Column("wall_time", "wall s", "wall s", digits=1, section="diagnostics"),
 ]
 REFERENCE_ORDER = ("train_loss", "val_loss", "gap")
@@ -276,7 +276,7 @@ def columns_for(rows: list[Row], has_deltas: bool, info: dict[str, Any]) -> list
     for split in ("val", "test"):
         for key, metric in metrics.items():
             if f"{split}_{key}" in present:
-                columns.append(Column(f"{split}_{key}", f"{split} {metric['label']}", f"{split}\n{metric['label']}",
+                columns.append(Column(f"{split}_{key}", f"{split} {metric['label']}",
                                       lower_is_better=not metric["higher_is_better"]))
     if has_deltas:
         columns += DELTA_COLUMNS
@@ -300,7 +300,7 @@ def reference_columns(rows: list[Row], measured: list[Column]) -> list[Column]:
         base = by_key.get(key, Column(key, key.replace("_", " ")))
         name = base.header.split(" (")[0]
         columns.append(Column(key, name, base.rich_header, base.lower_is_better, base.digits, section="reference"))
-        columns.append(Column(f"ref_{key}", f"reference {name}", f"ref.\n{name}", base.lower_is_better, base.digits,
+        columns.append(Column(f"ref_{key}", f"reference {name}", f"ref. {name}", base.lower_is_better, base.digits,
                               kind="reference", section="reference"))
     return columns
 
