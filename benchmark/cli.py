@@ -66,9 +66,10 @@ def run(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="train failed runs again"),
-    export: bool = typer.Option(False, "--export", help="also write leaderboard/<spec name>.md"),
+    export: bool = typer.Option(False, "--export", help="also write leaderboard/<spec name>.md and its plots"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="write learning-curve PNGs to <results>/plots/<spec>/"),
 ) -> None:
-    """Train every run of SPEC that is not finished yet, then print the leaderboard."""
+    """Train every run of SPEC that is not finished yet, then print the leaderboard and write the plots."""
     from regsuite.progress import RichGridReporter
     from regsuite.runner import run_plan
     from regsuite.store import Store
@@ -83,8 +84,13 @@ def run(
             f"failed {len(outcome.failed)}" + (f", busy elsewhere {len(outcome.busy)}" if outcome.busy else "")
         )
         show_leaderboard(store, plan.spec.name, "rich", "val_loss")
+        if plots:
+            print_plots(write_plot_files(store, plan.spec.name, plot_root(directory, None)))
         if export:
-            write_export(store, plan.spec.name, Path("leaderboard"), command_line())
+            try:
+                console.print(f"wrote {write_export(store, plan.spec.name, Path('leaderboard'), command_line())}")
+            except RegsuiteError as exc:  # the runs are done; say why the export is not, then report failures
+                errors.print(f"[bold red]not exported:[/] {exc}", highlight=False, soft_wrap=True)
     console.print(f"results: {directory / 'regsuite.db'}")
     if outcome.failed:
         for planned, reason in outcome.failed:
@@ -134,8 +140,10 @@ def leaderboard(
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
     format: str = typer.Option("rich", "--format", "-f", help="rich, markdown, csv or json"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of the terminal"),
-    export: bool = typer.Option(False, "--export", help="write leaderboard/<spec name>.md"),
-    sort: str = typer.Option("val_loss", "--sort", help="column to rank by (val_loss, gap, train_loss, val_accuracy, …)"),
+    export: bool = typer.Option(False, "--export", help="write leaderboard/<spec name>.md and its plots in leaderboard/<spec name>/"),
+    partial: bool = typer.Option(False, "--partial", help="with --export: publish even though some runs are unfinished"),
+    sort: str = typer.Option("val_loss", "--sort",
+                             help="column to rank by (val_loss, gap, train_loss, val_accuracy, delta_val_loss, best_epoch, label, …)"),
 ) -> None:
     """Render the leaderboard from stored results, without training."""
     from regsuite.store import Store
@@ -148,7 +156,7 @@ def leaderboard(
             raise RegsuiteError(f"the results store {store.path} holds no runs", hint="run a spec first: regsuite run SPEC")
         if export:
             for name in names:
-                console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort)}")
+                console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort, partial)}")
             return
         texts = [show_leaderboard(store, name, format, sort, to_terminal=out is None) for name in names]
     if out is not None:
@@ -167,31 +175,92 @@ def spec_name_of(spec: str) -> str:
 
 
 def show_leaderboard(store, name: str, format: str, sort: str, to_terminal: bool = True) -> str:
-    """Render one spec's leaderboard; print it when ``to_terminal``; return it as text."""
+    """Render one spec's leaderboard; print it when ``to_terminal``; return it as text.
+    Unfinished runs are named on stderr: the table shows what exists."""
     from regsuite import leaderboard as lb
 
-    rendered = lb.RENDERERS[format](lb.build(store, name, sort))
+    board = lb.build(store, name, sort)
+    rendered = lb.RENDERERS[format](board)
     if format == "rich":
-        recorder = Console(record=True, width=180, file=open(os.devnull, "w"))
-        recorder.print(rendered)
+        with open(os.devnull, "w") as sink:
+            recorder = Console(record=True, width=120, file=sink)
+            recorder.print(rendered)
         text = recorder.export_text()
         if to_terminal:
-            console.print(rendered)
-        return text
-    text = rendered if rendered.endswith("\n") else rendered + "\n"
-    if to_terminal:
-        sys.stdout.write(text)
+            wide_enough(console).print(rendered)
+    else:
+        text = rendered if rendered.endswith("\n") else rendered + "\n"
+        if to_terminal:
+            sys.stdout.write(text)
+    if board.missing:
+        warn_missing(board)
     return text
 
 
-def write_export(store, name: str, directory: Path, command: str, sort: str = "val_loss") -> Path:
+def wide_enough(target: Console, width: int = 120) -> Console:
+    """Piped output gets 80 columns from rich, too few for the leaderboard: give it ``width``."""
+    if target.is_terminal or target.width >= width:
+        return target
+    return Console(file=target.file, width=width, highlight=False)
+
+
+def warn_missing(board) -> None:
+    shown = board.missing[:10] + ([f"… and {len(board.missing) - 10} more"] if len(board.missing) > 10 else [])
+    errors.print(f"[yellow]warning:[/] {board.spec_name}: {len(board.missing)} planned run(s) not finished; "
+                 "the table shows the finished ones. Missing:", highlight=False, soft_wrap=True)
+    for line in shown:
+        errors.print(f"  - {line}", highlight=False, markup=False, soft_wrap=True)
+    errors.print(f"hint: finish them with regsuite run specs/{board.spec_name}.toml "
+                 "(add --retry-failed for failed ones)", highlight=False, markup=False, soft_wrap=True)
+
+
+def write_export(store, name: str, directory: Path, command: str, sort: str = "val_loss",
+                 partial: bool = False) -> Path:
     from regsuite import export
 
-    return export.write_markdown(store, name, directory, command, sort)
+    return export.write_markdown(store, name, directory, command, sort, partial)
+
+
+def plot_root(results: Path, out: Optional[Path]) -> Path:
+    return out if out is not None else results / "plots"
+
+
+def write_plot_files(store, name: str, root: Path) -> list:
+    from regsuite.plots import write_plots
+
+    return write_plots(store, name, root / name)
+
+
+def print_plots(files: list) -> None:
+    if files:
+        console.print(f"plots ({len(files)}) in {files[0].path.parent}:", highlight=False)
+    for file in files:
+        console.print(f"  {file.path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@friendly
+def plot(
+    spec: Optional[str] = typer.Argument(None, help="spec name or spec file (default: every spec in the store)"),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the plots (default <results>/plots); each spec gets a subfolder"),
+) -> None:
+    """Write learning-curve PNGs: per row loss and metrics per epoch (train vs val), and an overview of every row."""
+    from regsuite.store import Store
+
+    directory = results_dir(results)
+    with Store(directory, create=False) as store:
+        names = [spec_name_of(spec)] if spec else store.spec_names()
+        if not names:
+            raise RegsuiteError(f"the results store {store.path} holds no runs", hint="run a spec first: regsuite run SPEC")
+        for name in names:
+            print_plots(write_plot_files(store, name, plot_root(directory, out)))
 
 
 def command_line() -> str:
-    return " ".join(["regsuite", *sys.argv[1:]])
+    import shlex
+
+    return shlex.join(["regsuite", *sys.argv[1:]])
 
 
 @app.command()

@@ -4,27 +4,50 @@ aggregated over seeds, rendered with rich, as GitHub markdown (tabulate), CSV or
 "train loss" is the data loss alone (cross-entropy, mean over the epoch's batches, in
 training mode), never the data loss plus a penalty, so an L2 row compares with the none
 row; the penalty is stored apart as ``train_penalty``.
+
+A board has three sections, each a table:
+
+- ``main``: final train loss, val loss, gap and the task's declared metrics, each as
+  mean ± standard deviation over seeds, and Δ val loss / Δ gap against the baseline row,
+  paired by seed, with a t confidence interval (:mod:`regsuite.stats`);
+- ``diagnostics``: where overfitting sets in — the epoch of minimum val loss, the val loss
+  there, how far val loss rose after it, and the gap at the best and at the final epoch;
+- ``reference``: the spec's ``reference`` values (the study's Table 1, say) beside the
+  measured means.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
-import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from regsuite import stats
 from regsuite.errors import RegsuiteError
 from regsuite.store import RunRecord, Store
+
+SECTIONS = {
+    "main": "Final epoch, mean ± std over seeds; Δ against the baseline",
+    "diagnostics": "Overfitting diagnostics (best epoch = epoch of minimum val loss)",
+    "reference": "Measured beside the spec's reference values",
+}
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
-    header: str
+    header: str  # markdown, CSV and error messages
+    short: str = ""  # rich header: the terminal table has to fit ~120 columns
     lower_is_better: bool = True
-    digits: int = 4
+    digits: int = 3
+    kind: str = "stat"  # stat: mean ± std over seeds; delta: paired Δ vs baseline; reference: a spec value
+    section: str = "main"
+
+    @property
+    def rich_header(self) -> str:
+        return self.short or self.header
 
 
 @dataclass
@@ -35,15 +58,35 @@ class Row:
     reference: dict[str, float]
     runs: list[RunRecord] = field(default_factory=list)
     expected: int = 0
-    values: dict[str, list[float]] = field(default_factory=dict)
+    by_seed: dict[str, dict[int, float]] = field(default_factory=dict)
+    deltas: dict[str, stats.PairedDifference] = field(default_factory=dict)
+    is_baseline: bool = False
+
+    @property
+    def values(self) -> dict[str, list[float]]:
+        return {key: list(seeds.values()) for key, seeds in self.by_seed.items()}
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    def stat(self, key: str) -> stats.Described:
+        return stats.describe(list(self.by_seed.get(key, {}).values()))
 
     def mean(self, key: str) -> float | None:
-        values = self.values.get(key) or []
-        return statistics.fmean(values) if values else None
+        return self.stat(key).mean
 
     def std(self, key: str) -> float | None:
-        values = self.values.get(key) or []
-        return statistics.stdev(values) if len(values) > 1 else None
+        return self.stat(key).std
+
+    def value(self, column: Column) -> float | None:
+        """The number this row is ranked by in ``column``."""
+        if column.kind == "delta":
+            delta = self.deltas.get(column.key)
+            return delta.mean if delta is not None else None
+        if column.kind == "reference":
+            return reference_values(self.reference).get(column.key.removeprefix("ref_"))
+        return self.mean(column.key)
 
 
 @dataclass
@@ -56,6 +99,8 @@ class Leaderboard:
     missing: list[str]
     show_dataset: bool
     show_model: bool
+    sorted_by: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -67,24 +112,33 @@ class Leaderboard:
             parts.append(first.model)
         return f"{self.spec_name} — {' / '.join(parts)}"
 
+    def section(self, name: str) -> list[Column]:
+        return [c for c in self.columns if c.section == name]
 
-BASE_COLUMNS = [
+
+LOSS_COLUMNS = [
     Column("train_loss", "train loss"),
     Column("val_loss", "val loss"),
-    Column("gap", "gap (val−train)"),
+    Column("gap", "gap (val − train)", "gap"),
 ]
-TAIL_COLUMNS = [
-    Column("best_epoch", "best epoch", digits=1),
-    Column("wall_time", "wall s", digits=1),
+DELTA_COLUMNS = [
+    Column("delta_val_loss", "Δ val loss [95% CI]", "Δ val loss\n[95% CI]", kind="delta"),
+    Column("delta_gap", "Δ gap [95% CI]", "Δ gap\n[95% CI]", kind="delta"),
 ]
-REFERENCE_COLUMNS = [
-    Column("ref_train_loss", "study train"),
-    Column("ref_val_loss", "study val"),
-    Column("ref_gap", "study gap"),
+DIAGNOSTIC_COLUMNS = [
+    Column("best_epoch", "best epoch", digits=1, section="diagnostics"),
+    Column("epochs_run", "epochs run", lower_is_better=False, digits=1, section="diagnostics"),
+    Column("best_val_loss", "val loss at best", section="diagnostics"),
+    Column("val_rise", "val loss rise after best (final − best)", "val rise after best", section="diagnostics"),
+    Column("gap_at_best", "gap at best epoch", "gap at best", section="diagnostics"),
+    Column("gap", "gap at final epoch", "gap at final", section="diagnostics"),
+    Column("wall_time", "wall s", "wall s", digits=1, section="diagnostics"),
 ]
+REFERENCE_ORDER = ("train_loss", "val_loss", "gap")
 
 
 def run_values(record: RunRecord) -> dict[str, float]:
+    """Every number one finished run contributes to its row."""
     s = record.summary
     final = s.get("final", {})
     values = {
@@ -92,13 +146,27 @@ def run_values(record: RunRecord) -> dict[str, float]:
         "val_loss": final.get("val_loss"),
         "gap": s.get("gap"),
         "best_epoch": s.get("best_epoch"),
+        "best_val_loss": s.get("best_val_loss"),
+        "gap_at_best": s.get("gap_at_best"),
+        "epochs_run": s.get("epochs_run"),
         "wall_time": record.wall_time,
     }
+    if values["val_loss"] is not None and values["best_val_loss"] is not None:
+        values["val_rise"] = values["val_loss"] - values["best_val_loss"]
     for metric in s.get("metrics", []):
-        values[f"val_{metric['key']}"] = final.get(f"val_{metric['key']}")
+        for split in ("train", "val"):
+            values[f"{split}_{metric['key']}"] = final.get(f"{split}_{metric['key']}")
         if f"test_{metric['key']}" in s.get("test", {}):
             values[f"test_{metric['key']}"] = s["test"][f"test_{metric['key']}"]
     return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def reference_values(reference: dict[str, float]) -> dict[str, float]:
+    """The spec's reference values, plus the reference gap when both losses are given."""
+    values = dict(reference)
+    if "train_loss" in values and "val_loss" in values and "gap" not in values:
+        values["gap"] = values["val_loss"] - values["train_loss"]
+    return values
 
 
 def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leaderboard:
@@ -106,166 +174,377 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leader
     if info is None:
         known = ", ".join(store.spec_names()) or "none"
         raise RegsuiteError(f"no results for spec {spec_name!r} in {store.path}", hint=f"specs with results: {known}")
-    rows: dict[tuple[str, str, str], Row] = {}
-    missing: list[str] = []
-    for label, reference, record in store.spec_rows(spec_name):
-        c = record.config
-        key = (c["dataset"]["name"], c["model"]["name"], label)
-        row = rows.setdefault(key, Row(label, key[0], key[1], reference))
-        row.expected += 1
-        if record.status == "done":
-            row.runs.append(record)
-            for name, value in run_values(record).items():
-                row.values.setdefault(name, []).append(value)
-        else:
-            missing.append(f"{key[0]} / {key[1]} / {label} / seed {record.seed}: {record.status}")
+    rows, missing, statuses = collect_rows(store, spec_name)
     finished = [r for r in rows.values() if r.runs]
     if not finished:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         raise RegsuiteError(
-            f"spec {spec_name!r} has no finished runs yet ({len(missing)} planned)",
+            f"spec {spec_name!r} has no finished runs yet ({counts})",
             hint=f"run it: regsuite run specs/{spec_name}.toml",
+            details=missing[:10] + ([f"… and {len(missing) - 10} more"] if len(missing) > 10 else []),
         )
-    for row in finished:
-        add_reference(row)
-    task = finished[0].runs[0].config["task"]["name"]
     board = Leaderboard(
         spec_name=spec_name,
-        task=task,
+        task=finished[0].runs[0].config["task"]["name"],
         baseline=info["baseline"],
-        columns=columns_for(finished),
+        columns=[],
         rows=finished,
         missing=missing,
         show_dataset=len({r.dataset for r in finished}) > 1,
         show_model=len({r.model for r in finished}) > 1,
     )
+    has_deltas = compare_with_baseline(board)
+    board.columns = columns_for(finished, has_deltas, info)
     if sort:
         sort_rows(board, sort)
     return board
 
 
-def add_reference(row: Row) -> None:
-    ref = row.reference
-    for key in ("train_loss", "val_loss"):
-        if key in ref:
-            row.values[f"ref_{key}"] = [ref[key]]
-    if "train_loss" in ref and "val_loss" in ref:
-        row.values["ref_gap"] = [ref["val_loss"] - ref["train_loss"]]
+def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str], Row], list[str], Counter]:
+    rows: dict[tuple[str, str, str], Row] = {}
+    missing: list[str] = []
+    statuses: Counter = Counter()
+    entries = store.spec_rows(spec_name)
+    variants = {kind: plugin_variants([record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
+    for label, reference, record in entries:
+        c = record.config
+        key = (plugin_label(c["dataset"], variants["dataset"]), plugin_label(c["model"], variants["model"]), label)
+        row = rows.setdefault(key, Row(label, key[0], key[1], reference))
+        row.expected += 1
+        statuses[record.status] += 1
+        if record.status == "done":
+            row.runs.append(record)
+            for name, value in run_values(record).items():
+                row.by_seed.setdefault(name, {})[record.seed] = value
+        else:
+            missing.append(f"{key[0]} / {key[1]} / {label} / seed {record.seed}: {record.status}")
+    return rows, missing, statuses
 
 
-def columns_for(rows: list[Row]) -> list[Column]:
+def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The distinct parameter sets each plugin name appears with."""
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for ref in refs:
+        seen = variants.setdefault(ref["name"], [])
+        if ref.get("params", {}) not in seen:
+            seen.append(ref.get("params", {}))
+    return variants
+
+
+def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]]) -> str:
+    """``small_cnn``, or ``small_cnn (width=8)`` when the grid holds it with other parameters
+    (so that two variants never share a row, nor their seeds a pairing)."""
+    params = ref.get("params", {})
+    others = variants.get(ref["name"], [])
+    if len(others) <= 1:
+        return ref["name"]
+    varying = [k for k in sorted(params) if any(o.get(k) != params[k] for o in others)]
+    return f"{ref['name']} ({', '.join(f'{k}={params[k]}' for k in varying)})"
+
+
+def compare_with_baseline(board: Leaderboard) -> bool:
+    """Fill each row's paired Δ against the baseline row of the same dataset and model.
+    Returns whether any row got a Δ."""
+    if board.baseline is None:
+        board.notes.append('no baseline row (a set labelled "none", or baseline = "<label>" in the spec), '
+                           "so there is no Δ column")
+        return False
+    baselines = {(r.dataset, r.model): r for r in board.rows if r.label == board.baseline}
+    if not baselines:
+        board.notes.append(f"the baseline row {board.baseline!r} has no finished runs, so there is no Δ column")
+        return False
+    for row in board.rows:
+        base = baselines.get((row.dataset, row.model))
+        if base is None:
+            continue
+        row.is_baseline = row is base
+        if row.is_baseline:
+            continue
+        for key in ("val_loss", "gap"):
+            row.deltas[f"delta_{key}"] = stats.paired_difference(row.by_seed.get(key, {}), base.by_seed.get(key, {}))
+    return len(board.rows) > 1
+
+
+def columns_for(rows: list[Row], has_deltas: bool, info: dict[str, Any]) -> list[Column]:
     metrics: dict[str, dict] = {}
     for row in rows:
         for run in row.runs:
             for metric in run.summary.get("metrics", []):
                 metrics.setdefault(metric["key"], metric)
-    present = {key for row in rows for key in row.values}
-    columns = list(BASE_COLUMNS)
+    present = {key for row in rows for key in row.by_seed}
+    columns = list(LOSS_COLUMNS)
     for split in ("val", "test"):
         for key, metric in metrics.items():
             if f"{split}_{key}" in present:
-                columns.append(Column(f"{split}_{key}", f"{split} {metric['label']}", lower_is_better=not metric["higher_is_better"]))
-    columns += TAIL_COLUMNS
-    columns += [c for c in REFERENCE_COLUMNS if c.key in present]
+                columns.append(Column(f"{split}_{key}", f"{split} {metric['label']}",
+                                      lower_is_better=not metric["higher_is_better"]))
+    if has_deltas:
+        columns += DELTA_COLUMNS
+    planned_epochs = info["spec"].get("training", {}).get("epochs")
+    stopped_early = any(v != planned_epochs for r in rows for v in r.by_seed.get("epochs_run", {}).values())
+    columns += [c for c in DIAGNOSTIC_COLUMNS if c.key in present and (c.key != "epochs_run" or stopped_early)]
+    columns += reference_columns(rows, columns)
     return columns
+
+
+def reference_columns(rows: list[Row], measured: list[Column]) -> list[Column]:
+    """For each reference key: the measured column, then the reference value beside it."""
+    keys = {key for row in rows for key in reference_values(row.reference)}
+    ordered = [k for k in REFERENCE_ORDER if k in keys] + sorted(keys - set(REFERENCE_ORDER))
+    by_key: dict[str, Column] = {}
+    for column in measured:
+        if column.kind == "stat":
+            by_key.setdefault(column.key, column)  # the main table's header, not a diagnostic's
+    columns = []
+    for key in ordered:
+        base = by_key.get(key, Column(key, key.replace("_", " ")))
+        name = base.header.split(" (")[0]
+        columns.append(Column(key, name, base.rich_header, base.lower_is_better, base.digits, section="reference"))
+        columns.append(Column(f"ref_{key}", f"reference {name}", f"ref. {name}", base.lower_is_better, base.digits,
+                              kind="reference", section="reference"))
+    return columns
+
+
+def sort_keys(board: Leaderboard) -> list[str]:
+    keys = ["label"]
+    for column in board.columns:
+        if column.key not in keys:
+            keys.append(column.key)
+    return keys
 
 
 def sort_rows(board: Leaderboard, key: str) -> None:
     by_key = {c.key: c for c in board.columns}
     if key not in by_key and key != "label":
-        raise RegsuiteError(f"cannot sort by {key!r}", hint=f"choose one of: label, {', '.join(by_key)}")
+        raise RegsuiteError(f"cannot sort by {key!r}: no such column in {board.spec_name!r}",
+                            hint=f"choose one of: {', '.join(sort_keys(board))}")
+    board.sorted_by = key
+    # Rows rank within their (dataset, model) group, as each group has its own baseline.
+    groups: dict[tuple[str, str], int] = {}
+    for row in board.rows:
+        groups.setdefault((row.dataset, row.model), len(groups))
     if key == "label":
-        board.rows.sort(key=lambda r: r.label)
+        board.rows.sort(key=lambda r: (groups[(r.dataset, r.model)], r.label))
         return
-    sign = 1 if by_key[key].lower_is_better else -1
+    column = by_key[key]
+    sign = 1 if column.lower_is_better else -1
 
-    def order(row: Row) -> tuple[bool, float]:
-        mean = row.mean(key)
-        return (mean is None, sign * mean if mean is not None else 0.0)
+    def order(row: Row) -> tuple[int, bool, float]:
+        value = row.value(column)
+        if value is None and column.kind == "delta" and row.is_baseline:
+            value = 0.0  # the baseline differs from itself by nothing
+        return (groups[(row.dataset, row.model)], value is None, sign * value if value is not None else 0.0)
 
     board.rows.sort(key=order)
 
 
-# ---------------------------------------------------------------------------- rendering
+# ---------------------------------------------------------------------------- cells
 
 
-def cell(row: Row, column: Column) -> str:
-    mean = row.mean(column.key)
-    if mean is None:
-        return "—"
-    digits = column.digits
-    std = row.std(column.key)
-    text = f"{mean:.{digits}f}"
-    return f"{text} ± {std:.{digits}f}" if std is not None and not math.isnan(std) else text
+def number(value: float, digits: int, signed: bool = False) -> str:
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def header_cells(board: Leaderboard) -> list[str]:
+def stat_parts(row: Row, column: Column) -> tuple[str, str]:
+    """(mean, spread) of a stat column: spread is ``± std`` and ``n=k`` when k ≠ the row's n."""
+    described = row.stat(column.key)
+    if described.mean is None:
+        return "—", ""
+    spread = f"± {number(described.std, column.digits)}" if described.std is not None else ""
+    if described.n != row.n:
+        spread = f"{spread} (n={described.n})".strip()
+    return number(described.mean, column.digits), spread
+
+
+def delta_parts(row: Row, column: Column) -> tuple[str, str]:
+    """(mean difference, interval) of a Δ column."""
+    if row.is_baseline:
+        return "baseline", ""
+    delta = row.deltas.get(column.key)
+    if delta is None or delta.mean is None:
+        return "—", "no paired seeds" if delta is not None else ""
+    mean = number(delta.mean, column.digits, signed=True)
+    if delta.low is None:
+        return mean, "n too small"
+    return mean, f"[{number(delta.low, column.digits, True)}, {number(delta.high, column.digits, True)}]"
+
+
+def reference_part(row: Row, column: Column) -> str:
+    value = row.value(column)
+    return "—" if value is None else number(value, column.digits)
+
+
+def markdown_cell(row: Row, column: Column) -> str:
+    if column.kind == "reference":
+        return reference_part(row, column)
+    if column.kind == "delta":
+        mean, interval = delta_parts(row, column)
+        delta = row.deltas.get(column.key)
+        text = f"{mean} {interval}".strip() if interval != "n too small" else f"{mean} (n too small)"
+        return f"**{text}**" if delta is not None and delta.excludes_zero else text
+    mean, spread = stat_parts(row, column)
+    return f"{mean} {spread}".strip()
+
+
+def rich_cell(row: Row, column: Column):
+    from rich.text import Text
+
+    if column.kind == "reference":
+        return Text(reference_part(row, column), style="cyan")
+    if column.kind == "delta":
+        mean, interval = delta_parts(row, column)
+        delta = row.deltas.get(column.key)
+        style = ""
+        if delta is not None and delta.excludes_zero:
+            style = "bold green" if (delta.mean < 0) == column.lower_is_better else "bold red"
+        text = Text(mean, style=style or ("dim" if row.is_baseline else ""))
+    else:
+        mean, interval = stat_parts(row, column)
+        text = Text(mean)
+    if interval:
+        text.append("\n" + interval, style="dim")
+    return text
+
+
+def label_cells(board: Leaderboard, row: Row) -> list[str]:
+    cells = [row.label + (" (baseline)" if row.is_baseline else "")]
+    if board.show_dataset:
+        cells.append(row.dataset)
+    if board.show_model:
+        cells.append(row.model)
+    cells.append(f"{row.n}" if row.n == row.expected else f"{row.n}/{row.expected}")
+    return cells
+
+
+def label_headers(board: Leaderboard) -> list[str]:
     heads = ["regularizers"]
     if board.show_dataset:
         heads.append("dataset")
     if board.show_model:
         heads.append("model")
-    return heads + ["seeds"] + [c.header for c in board.columns]
-
-
-def row_cells(board: Leaderboard, row: Row) -> list[str]:
-    label = row.label + (" (baseline)" if row.label == board.baseline else "")
-    cells = [label]
-    if board.show_dataset:
-        cells.append(row.dataset)
-    if board.show_model:
-        cells.append(row.model)
-    seeds = f"{len(row.runs)}" if len(row.runs) == row.expected else f"{len(row.runs)}/{row.expected}"
-    return cells + [seeds] + [cell(row, c) for c in board.columns]
+    return heads + ["n"]
 
 
 def footnotes(board: Leaderboard) -> list[str]:
+    by = {c.key: c.header for c in board.columns}
     notes = [
-        "train loss = data loss only (mean over the last epoch's batches, training mode); "
-        "penalties such as L2 are stored apart. gap = val loss − train loss. "
-        "Cells are mean ± sample std over seeds; rows sorted best first.",
+        "train loss = data loss only (mean over the last epoch's batches, training mode); penalties such as L2 "
+        "are stored apart. gap = val loss − train loss. Losses and metrics are those of the final epoch.",
+        "Cells are mean ± sample standard deviation over seeds; n = seeds finished (of planned); "
+        f"rows ranked by {by.get(board.sorted_by, board.sorted_by or 'spec order')}"
+        + (", best first." if board.sorted_by not in (None, "label") else "."),
     ]
+    if any(c.kind == "delta" for c in board.columns):
+        notes.append(
+            f"Δ = row − baseline {board.baseline!r}, paired by seed (only seeds both rows have); [low, high] = 95% "
+            "confidence interval, t-distribution over the paired differences (n − 1 degrees of freedom); "
+            "'n too small' for fewer than 2 pairs. Negative Δ = lower than the baseline; "
+            "intervals that exclude 0 are highlighted."
+        )
+    notes += board.notes
     if board.missing:
-        notes.append(f"{len(board.missing)} run(s) not finished: " + "; ".join(board.missing[:5])
-                     + (" …" if len(board.missing) > 5 else ""))
+        notes.append(missing_summary(board))
     return notes
 
 
+def missing_summary(board: Leaderboard, limit: int = 5) -> str:
+    listed = "; ".join(board.missing[:limit]) + (" …" if len(board.missing) > limit else "")
+    return f"{len(board.missing)} planned run(s) not finished, left out of the table: {listed}"
+
+
+# ---------------------------------------------------------------------------- renderers
+
+
+def section_rows(board: Leaderboard, name: str, cell: Callable[[Row, Column], Any]) -> tuple[list[str], list[list[Any]]]:
+    columns = board.section(name)
+    return label_headers(board), [label_cells(board, row) + [cell(row, c) for c in columns] for row in board.rows]
+
+
 def to_rich(board: Leaderboard):
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=board.title, caption="\n".join(footnotes(board)), caption_justify="left")
-    for i, head in enumerate(header_cells(board)):
-        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for row in board.rows:
-        table.add_row(*row_cells(board, row))
-    return table
+    tables = []
+    for name, caption in SECTIONS.items():
+        columns = board.section(name)
+        if not columns:
+            continue
+        title = f"{board.title}\n{caption}" if name == "main" else caption
+        table = Table(title=title, show_lines=True, title_justify="left")
+        heads, rows = section_rows(board, name, rich_cell)
+        for i, head in enumerate(heads):
+            widest = max(len(str(cells[i])) for cells in rows)
+            if head in ("regularizers", "dataset", "model"):  # names may wrap; numbers may not
+                table.add_column(head, min_width=min(widest, 12), max_width=24, overflow="fold")
+            else:
+                table.add_column(head, justify="right", no_wrap=True, min_width=widest)
+        for column in columns:
+            table.add_column(column.rich_header, justify="right", no_wrap=True)
+        for cells in rows:
+            table.add_row(*cells)
+        tables.append(table)
+    notes = Text("\n".join(f"• {note}" for note in footnotes(board)), style="dim")
+    return Group(*tables, notes)
 
 
-def to_markdown(board: Leaderboard) -> str:
+def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
     from tabulate import tabulate
 
-    table = tabulate([row_cells(board, r) for r in board.rows], headers=header_cells(board), tablefmt="github",
-                     disable_numparse=True)
-    notes = "\n".join(f"- {n}" for n in footnotes(board))
-    return f"### {board.title}\n\n{table}\n\n{notes}\n"
+    hashes = "#" * heading_level
+    parts = [f"{hashes} {board.title}\n"]
+    for name, caption in SECTIONS.items():
+        columns = board.section(name)
+        if not columns:
+            continue
+        heads, rows = section_rows(board, name, markdown_cell)
+        align = ["left" if head == "regularizers" else "right" for head in heads] + ["right"] * len(columns)
+        table = tabulate(rows, headers=heads + [c.header for c in columns], tablefmt="pipe",
+                         disable_numparse=True, colalign=align)
+        parts.append(f"{hashes}# {caption}\n\n{table}\n")
+    parts.append("\n".join(f"- {n}" for n in footnotes(board)) + "\n")
+    return "\n".join(parts)
 
 
 def records(board: Leaderboard) -> list[dict[str, Any]]:
+    """One flat record per row: every value's mean, std and n; every Δ with its interval."""
     out = []
-    for row in board.rows:
+    for rank, row in enumerate(board.rows, 1):
         item: dict[str, Any] = {"spec": board.spec_name, "task": board.task, "label": row.label,
-                                "dataset": row.dataset, "model": row.model, "seeds": len(row.runs)}
+                                "dataset": row.dataset, "model": row.model, "rank": rank, "seeds": row.n,
+                                "planned_seeds": row.expected, "baseline": row.is_baseline}
+        for key in value_keys(board):
+            described = row.stat(key)
+            item[key], item[f"{key}_std"], item[f"{key}_n"] = described.mean, described.std, described.n
         for column in board.columns:
-            item[column.key] = row.mean(column.key)
-            item[f"{column.key}_std"] = row.std(column.key)
+            if column.kind == "delta":
+                delta = row.deltas.get(column.key)
+                item[column.key] = delta.mean if delta else None
+                item[f"{column.key}_ci_low"] = delta.low if delta else None
+                item[f"{column.key}_ci_high"] = delta.high if delta else None
+                item[f"{column.key}_n"] = delta.n if delta else 0
+            elif column.kind == "reference":
+                item[column.key] = row.value(column)
         out.append(item)
     return out
 
 
+def value_keys(board: Leaderboard) -> list[str]:
+    keys: list[str] = []
+    for column in board.columns:
+        if column.kind == "stat" and column.key not in keys:
+            keys.append(column.key)
+    extra = sorted({k for row in board.rows for k in row.by_seed} - set(keys))
+    return keys + extra
+
+
 def to_csv(board: Leaderboard) -> str:
     rows = records(board)
+    fieldnames: list[str] = []
+    for row in rows:
+        fieldnames += [k for k in row if k not in fieldnames]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -273,6 +552,7 @@ def to_csv(board: Leaderboard) -> str:
 
 def to_json(board: Leaderboard) -> str:
     return json.dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
+                       "sorted_by": board.sorted_by, "confidence": stats.CONFIDENCE,
                        "rows": records(board), "missing": board.missing}, indent=2)
 
 
