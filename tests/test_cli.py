@@ -36,7 +36,7 @@ def test_leaderboard_formats(tiny_spec):
     assert markdown.exit_code == 0
     lines = [l for l in markdown.stdout.splitlines() if l.startswith("|")]
     assert lines[0].startswith("| regularizers") and set(lines[1]) <= set("|-: ")
-    assert len(lines) == 2 + 2  # header, rule, two rows
+    assert len(lines) == 3 * (2 + 2)  # main, diagnostics and reference tables: header, rule, two rows each
     rows = json.loads(invoke("leaderboard", "tiny", "--format", "json").stdout)["rows"]
     assert {r["label"] for r in rows} == {"none", "l2 + dropout"}
     assert all(r["seeds"] == 2 for r in rows)
