@@ -323,7 +323,7 @@ def test_truncated_jpeg_in_a_folder(folder, cache):
 
 
 def test_truncated_jpeg_in_an_archive(archive, cache):
-    name = f"tiny-imagenet-200/val/images/val_0.JPEG"
+    name = "tiny-imagenet-200/val/images/val_0.JPEG"
     with zipfile.ZipFile(archive) as zf:
         cut = zf.read(name)[:300]
     bad = rewrite_member(archive, archive.with_name("bad.zip"), name, cut)
@@ -543,3 +543,10 @@ def test_smoke_params_load_generated_data(tmp_path):
     data = TinyImageNet(TinyImageNetParams.model_validate(params)).load()
     assert data.info.num_classes == 2 and len(data.train) == 8 and len(data.val) == 4
     assert Path(params["cache_dir"]).is_relative_to(tmp_path)
+
+
+def test_download_into_an_unwritable_folder_is_a_data_error(tmp_path, cache):
+    (tmp_path / "a-file").write_text("")
+    root = tmp_path / "a-file" / "data"  # cannot be created (a read-only folder, for root)
+    with pytest.raises(DataError, match=rf"cannot write the download to {root}"):
+        TinyImageNet(download_params(cache, root, "http://127.0.0.1:9/x.zip", "")).load()

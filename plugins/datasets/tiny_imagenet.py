@@ -74,7 +74,7 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg")
 
 
 class TinyImageNetParams(Params):
-    root: Path | None = Field(None, description=f"data folder or zip archive (default: ${DATA_ENV}, else the user cache)")
+    root: Path | None = Field(None, description=f"data folder or zip archive, relative to the working directory (default: ${DATA_ENV}, else the user cache)")
     classes: int = Field(25, ge=1, description="use the first N wnids in sorted order")
     wnids: list[str] | None = Field(None, min_length=1, description="use these wnids, in this order (labels follow it)")
     url: str = Field(OFFICIAL_URL, description="where to download the archive from")
@@ -88,6 +88,11 @@ class TinyImageNetParams(Params):
         if isinstance(data, dict) and isinstance(data.get("wnids"), list) and "classes" not in data:
             data = {**data, "classes": len(data["wnids"])}
         return data
+
+    @field_validator("md5")
+    @classmethod
+    def lower_case(cls, md5: str) -> str:
+        return md5.lower()
 
     @field_validator("wnids")
     @classmethod
@@ -131,7 +136,6 @@ class Plan:
     """The chosen classes and the files of each split (relative to the dataset folder)."""
 
     wnids: list[str]
-    class_names: list[str]
     train: list[tuple[str, int]]
     val: list[tuple[str, int]]
     text_files: tuple[str, ...] = ("wnids.txt", "words.txt", "val/val_annotations.txt")
@@ -210,9 +214,9 @@ def data_folder(p: TinyImageNetParams) -> Path:
 
 def md5_to_check(p: TinyImageNetParams, archive: Path) -> str | None:
     """The official archive's MD5 applies to archives under its name, not to subsets."""
-    if archive.name != p.archive_name or not p.md5:
+    if archive.name != p.archive_name:
         return None
-    return p.md5.lower()
+    return p.md5 or None
 
 
 # ---------------------------------------------------------------------------- planning
@@ -221,7 +225,6 @@ def md5_to_check(p: TinyImageNetParams, archive: Path) -> str | None:
 def make_plan(tree: FileTree, p: TinyImageNetParams) -> Plan:
     wnids = choose_wnids(tree, p)
     labels = {wnid: label for label, wnid in enumerate(wnids)}
-    words = read_words(tree)
     train = []
     for wnid in wnids:
         folder = f"train/{wnid}/images"
@@ -229,7 +232,7 @@ def make_plan(tree: FileTree, p: TinyImageNetParams) -> Plan:
         if not images:
             raise DataError(f"no training images in {tree.where(folder)}")
         train += [(f"{folder}/{name}", labels[wnid]) for name in images]
-    return Plan(wnids, [words.get(w, w) for w in wnids], train, read_val(tree, labels))
+    return Plan(wnids, train, read_val(tree, labels))
 
 
 def choose_wnids(tree: FileTree, p: TinyImageNetParams) -> list[str]:
@@ -252,13 +255,19 @@ def choose_wnids(tree: FileTree, p: TinyImageNetParams) -> list[str]:
     return list(p.wnids)
 
 
-def read_words(tree: FileTree) -> dict[str, str]:
-    words = {}
-    for line in tree.read_text("words.txt").splitlines():
-        wnid, _, name = line.partition("\t")
-        if name.strip():
-            words[wnid.strip()] = name.strip()
-    return words
+def class_names(tree: FileTree, wnids: list[str]) -> list[str]:
+    """The words.txt entry of each wnid (the wnid itself if it has none).
+
+    words.txt covers all 82,115 ImageNet synsets: each chosen wnid is looked up, not every
+    line parsed.
+    """
+    text = "\n" + tree.read_text("words.txt").replace("\r\n", "\n") + "\n"
+    names = []
+    for wnid in wnids:
+        start = text.find(f"\n{wnid}\t")
+        line = text[start + 1: text.find("\n", start + 1)] if start >= 0 else ""
+        names.append(line.partition("\t")[2].strip() or wnid)
+    return names
 
 
 def read_val(tree: FileTree, labels: dict[str, int]) -> list[tuple[str, int]]:
@@ -310,7 +319,7 @@ def decode_plan(tree: FileTree, plan: Plan, cache: ArrayCache, key: str) -> Cach
         "val_images": val_x,
         "val_labels": np.array([label for _, label in plan.val], dtype=np.int64),
     }
-    meta = {"wnids": plan.wnids, "class_names": plan.class_names, "mean": mean, "std": std}
+    meta = {"wnids": plan.wnids, "class_names": class_names(tree, plan.wnids), "mean": mean, "std": std}
     cache.store(key, arrays, meta)
     return cache.load(key) or CacheEntry(arrays, meta)  # the latter if the cache is not writable
 
