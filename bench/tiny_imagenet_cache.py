@@ -13,6 +13,7 @@ temporary folder and the extracted layout (whose cache key stats every file) is 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -47,7 +48,9 @@ def measure(root: Path, classes: int, repeats: int, label: str) -> None:
         cached = [timed(dataset.load)[0] for _ in range(repeats)]
         with_read = [timed(lambda: load_and_read(dataset))[0] for _ in range(repeats)]
     hit, hit_read = statistics.median(cached), statistics.median(with_read)
-    print(f"{label}: {classes} classes, {len(data.train):,} train + {len(data.val):,} val = {images:,} images")
+    load_1min = os.getloadavg()[0]
+    print(f"{label}: {classes} classes, {len(data.train):,} train + {len(data.val):,} val = {images:,} images"
+          f"  (load average {load_1min:.1f} on {os.cpu_count()} cores)")
     print(f"  first load (decode):  {first:8.3f} s  {images / first:>12,.0f} images/s")
     print(f"  cached load:          {hit:8.4f} s  {images / hit:>12,.0f} images/s  {first / hit:7.0f}× faster  (median of {repeats})")
     print(f"  cached load + read:   {hit_read:8.4f} s  {images / hit_read:>12,.0f} images/s  {first / hit_read:7.0f}× faster")

@@ -161,6 +161,7 @@ class FileTree:
 class FolderTree(FileTree):
     def __init__(self, top: Path):
         self.top = top
+        self.entries: dict[str, os.DirEntry] = {}  # listed files, for a cheap stat() later
 
     def where(self, rel: str) -> str:
         return str(self.top / rel)
@@ -175,17 +176,20 @@ class FolderTree(FileTree):
 
     def list_files(self, rel_dir: str) -> list[str]:
         try:
-            with os.scandir(self.top / rel_dir) as entries:
-                return [e.name for e in entries if e.is_file()]
+            with os.scandir(self.top / rel_dir) as listing:
+                files = [entry for entry in listing if entry.is_file()]
         except (FileNotFoundError, NotADirectoryError):
             raise DataError(f"missing folder: {self.where(rel_dir)}", hint=REPAIR_HINT) from None
+        self.entries.update((f"{rel_dir}/{entry.name}", entry) for entry in files)
+        return [entry.name for entry in files]
 
     def fingerprint(self, rels: list[str]) -> str:
+        """Names, sizes and mtimes of the files ``rels``."""
         digest = hashlib.sha256(b"folder\0")
-        top = str(self.top)
         for rel in rels:
             try:
-                st = os.stat(os.path.join(top, rel))  # str paths: 4× faster than Path here
+                entry = self.entries.get(rel)
+                st = entry.stat() if entry is not None else os.stat(self.top / rel)
             except FileNotFoundError:
                 raise DataError(f"missing file: {self.where(rel)}", hint=REPAIR_HINT) from None
             digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
