@@ -490,6 +490,30 @@ def test_http_error_is_a_data_error(tmp_path, archive, cache, serve):
     assert list((tmp_path / "d").iterdir()) == []
 
 
+def test_download_cut_short_keeps_nothing(tmp_path, cache):
+    class CutShort(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"PK" * 100)  # then the connection closes
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    root = tmp_path / "d"
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/tiny-imagenet-200.zip"
+        with pytest.raises(DataError, match=r"could not download .*: connection closed after 200 of 100,000 bytes"):
+            TinyImageNet(download_params(cache, root, url, "")).load()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert list(root.iterdir()) == []
+
+
 def test_download_writes_nothing_under_its_name_until_complete(tmp_path, monkeypatch):
     seen = []
     real_replace = os.replace

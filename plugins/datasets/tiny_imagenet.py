@@ -28,7 +28,8 @@ refused before anything is read.
 N×3×64×64 arrays and cached under ``cache_dir`` (default
 ``~/.cache/regsuite/decoded/tiny_imagenet``), keyed by the source files (an archive's name,
 size and mtime; an extracted folder's names, sizes and mtimes of every file used) and the
-class selection. Later loads memory-map the cache; delete the folder to reclaim the space.
+class selection. Later loads memory-map the cache (so parallel runs share its pages); delete
+an entry or the folder to reclaim the space, but never edit its files in place.
 """
 from __future__ import annotations
 
