@@ -38,6 +38,19 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Mark a parameter that says *where* something is, not *what* is computed (a data folder,
+#: a download URL, a cache folder): ``Field(None, json_schema_extra=NOT_IN_RUN_KEY)``.
+#: It is stored with the run but left out of the run's hash, so the same run made on
+#: another machine, with its data elsewhere, is recognised as the same run.
+NOT_IN_RUN_KEY = {"run_key": False}
+
+
+def run_key_fields(params: type[BaseModel]) -> set[str]:
+    """The parameters of ``params`` that identify a run (all but the NOT_IN_RUN_KEY ones)."""
+    return {name for name, f in params.model_fields.items()
+            if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("run_key") is False)}
+
+
 class NoParams(Params):
     pass
 

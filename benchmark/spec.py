@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from regsuite import __version__
+from regsuite.api import run_key_fields
 from regsuite.errors import SpecError
 from regsuite.registry import Registry
 
@@ -256,8 +257,23 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
                         "training": training, "seed": seed,
                         "versions": {**versions, "plugins": plugins},
                     }
-                    runs.append(PlannedRun(run_id_of(config), regset.label, config, dict(regset.reference)))
+                    runs.append(PlannedRun(run_id_of(run_key_view(registry, config)), regset.label, config,
+                                           dict(regset.reference)))
     return Plan(spec, runs)
+
+
+def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
+    """The config without the parameters that only say where things are (see api.NOT_IN_RUN_KEY)."""
+
+    def keyed(kind: str, ref: dict[str, Any]) -> dict[str, Any]:
+        keep = run_key_fields(registry.cls(kind, ref["name"]).Params)
+        return {"name": ref["name"], "params": {k: v for k, v in ref["params"].items() if k in keep}}
+
+    view = dict(config)
+    for kind in ("task", "dataset", "model"):
+        view[kind] = keyed(kind, config[kind])
+    view["regularizers"] = [keyed("regularizer", r) for r in config["regularizers"]]
+    return view
 
 
 def refs(spec: Spec, kind: str) -> list[tuple[PluginRef, str]]:

@@ -116,3 +116,13 @@ def test_dropout_fills_the_models_declared_slots(files):
 
 def test_baseline_must_be_a_label(files):
     assert "baseline 'nope' is not a set label" in spec_error(files, 'baseline = "nope"\n' + TINY_SPEC)
+
+
+def test_location_parameters_do_not_change_the_run_id(files):
+    text = TINY_SPEC.replace('[dataset]\nname = "digits"\ntrain_limit = 60', '[dataset]\nname = "tiny_imagenet"\nclasses = 2')
+    path = files({"where.toml": text}) / "where.toml"
+    here = plan_of(path, "dataset.root=/data/a", "dataset.cache_dir=/tmp/x")
+    there = plan_of(path, "dataset.root=/elsewhere/b.zip", "dataset.download=false")
+    assert [r.run_id for r in here.runs] == [r.run_id for r in there.runs]
+    assert here.runs[0].config["dataset"]["params"]["root"] == "/data/a"  # still stored with the run
+    assert plan_of(path, "dataset.classes=3").runs[0].run_id != here.runs[0].run_id

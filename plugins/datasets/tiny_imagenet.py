@@ -47,7 +47,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from regsuite import hookimpl
-from regsuite.api import Data, DataInfo, Dataset, Params, Split
+from regsuite.api import NOT_IN_RUN_KEY, Data, DataInfo, Dataset, Params, Split
 from regsuite.datacache import (
     ArrayCache,
     CacheEntry,
@@ -75,13 +75,13 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg")
 
 
 class TinyImageNetParams(Params):
-    root: Path | None = Field(None, description=f"data folder or zip archive, relative to the working directory (default: ${DATA_ENV}, else the user cache)")
+    root: Path | None = Field(None, json_schema_extra=NOT_IN_RUN_KEY, description=f"data folder or zip archive, relative to the working directory (default: ${DATA_ENV}, else the user cache)")
     classes: int = Field(25, ge=1, description="use the first N wnids in sorted order")
     wnids: list[str] | None = Field(None, min_length=1, description="use these wnids, in this order (labels follow it)")
-    url: str = Field(OFFICIAL_URL, description="where to download the archive from")
+    url: str = Field(OFFICIAL_URL, json_schema_extra=NOT_IN_RUN_KEY, description="where to download the archive from")
     md5: str = Field(OFFICIAL_MD5, pattern=r"^([0-9a-fA-F]{32})?$", description='MD5 of the archive at url ("" skips the check)')
-    download: bool = Field(True, description="download the archive when the data folder has no data")
-    cache_dir: Path | None = Field(None, description="where decoded arrays are cached (default: the user cache)")
+    download: bool = Field(True, json_schema_extra=NOT_IN_RUN_KEY, description="download the archive when the data folder has no data")
+    cache_dir: Path | None = Field(None, json_schema_extra=NOT_IN_RUN_KEY, description="where decoded arrays are cached (default: the user cache)")
 
     @model_validator(mode="before")
     @classmethod
