@@ -104,6 +104,12 @@ def test_vanilla_rnn_is_tanh_elman_and_slots_take_dropout():
     assert [type(m) for m in (model.embedding_dropout, model.output_dropout)] == [nn.Dropout, nn.Dropout]
 
 
+def test_embeddings_start_small_like_keras_and_padding_stays_zero():
+    small, default = tagger().embedding.weight.detach(), tagger(embedding_init=None).embedding.weight.detach()
+    assert float(small.abs().max()) <= 0.05 and float(default.std()) > 0.5
+    assert float(small[PAD].abs().sum()) == 0
+
+
 def test_model_needs_token_data():
     with pytest.raises(DataError, match="vocab_size"):
         RNNTagger().build(DataInfo(num_classes=3, input_shape=(1, 8, 8)))

@@ -160,7 +160,6 @@ def treebank_reader(download: bool):
 
 
 def tagged_reader(root: Path, fileids: str):
-    import nltk
     from nltk.corpus.reader import TaggedCorpusReader
 
     if not root.is_dir():
@@ -176,8 +175,7 @@ def tagged_reader(root: Path, fileids: str):
 
 def parse(reader, tagset: str | None, where: str) -> list[Sentence]:
     try:
-        raw = reader.tagged_sents(tagset=tagset) if tagset else reader.tagged_sents()
-        sentences = [tuple(sentence) for sentence in raw if len(sentence) > 0]
+        sentences = [tuple(sentence) for sentence in reader.tagged_sents(tagset=tagset) if len(sentence) > 0]
     except CORRUPT_ERRORS as exc:
         raise corrupt_error(exc) from None
     except LookupError as exc:  # the tag mapping's package went missing after the check
