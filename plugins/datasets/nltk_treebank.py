@@ -31,7 +31,8 @@ Splits, vocabulary, tags
     The tag inventory is every tag of the corpus (all splits): tags are the annotation's
     label set, not a feature, and a tag that occurs only in val or test then stays a class
     the model can never learn, so its tokens count as errors instead of crashing the run
-    (they are listed in ``DataInfo.extras["tags_unseen_in_train"]``).
+    (they are listed in ``DataInfo.extras["tags_unseen_in_train"]``). On the treebank NLTK's
+    mapping turns a Penn tag it does not know into ``X``.
 """
 from __future__ import annotations
 
