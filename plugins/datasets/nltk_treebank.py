@@ -67,6 +67,8 @@ PACKAGES = {
     "universal_tagset": ("taggers/universal_tagset.zip",
                          ("taggers/universal_tagset.zip/universal_tagset/", "taggers/universal_tagset")),
 }
+OFFLINE_HINT = ("nltk.download fetches from raw.githubusercontent.com; without a network, copy corpora/treebank.zip "
+                "and taggers/universal_tagset.zip from a machine that has them into a folder and set NLTK_DATA to it")
 CORRUPT_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError)
 
 Sentence = tuple[tuple[str, str], ...]
@@ -291,9 +293,11 @@ def fetch(packages: Sequence[str], target: Path) -> None:
             with socket_timeout(DOWNLOAD_TIMEOUT_S), contextlib.redirect_stdout(errors):
                 ok = nltk.download(package, download_dir=str(target), quiet=True, raise_on_error=True, **quiet)
         except Exception as exc:  # nltk raises ValueError, URLError, OSError … for a failed download
-            raise DataError(f"nltk.download({package!r}) into {target} failed: {first_line(exc)}") from None
+            raise DataError(f"nltk.download({package!r}) into {target} failed: {first_line(exc)}",
+                            hint=OFFLINE_HINT) from None
         if not ok:
-            raise DataError(f"nltk.download({package!r}) into {target} failed: {first_line(errors.getvalue())}")
+            raise DataError(f"nltk.download({package!r}) into {target} failed: {first_line(errors.getvalue())}",
+                            hint=OFFLINE_HINT)
     authorize(target)
 
 
