@@ -8,6 +8,7 @@ Training (see :mod:`regsuite.train`) calls the hooks in this order::
 
     data = dataset.load()                          # uint8 images / token ids, in memory
     task.setup(data)
+    reg.setup(data)                                # each regularizer: read what it needs (unk index)
     data.train = reg.transform_dataset(data.train, generator)   # each regularizer, in set order
     module = model.build(data.info)
     module = reg.configure_model(module)           # e.g. fill the model's dropout slots
@@ -77,9 +78,15 @@ class Plugin:
 # ---------------------------------------------------------------------------- data
 
 
+#: Target of a padding position in token-level data (N×T targets): losses and metrics skip
+#: it. PyTorch's ``cross_entropy`` ignores this value by default.
+IGNORE_TARGET = -100
+
+
 @dataclass
 class Split:
-    """One split held in memory: images as uint8 N×C×H×W, token ids as int64 N×T."""
+    """One split held in memory: images as uint8 N×C×H×W; token ids as int64 N×T, right-padded
+    with ``DataInfo.pad_index``, their targets ``IGNORE_TARGET`` at padding."""
 
     inputs: Tensor
     targets: Tensor
@@ -100,6 +107,7 @@ class DataInfo:
     class_names: list[str] = field(default_factory=list)
     vocab_size: int | None = None
     pad_index: int | None = None
+    unk_index: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -175,6 +183,14 @@ class Dataset(Plugin):
     def load(self) -> Data:
         raise NotImplementedError
 
+    @classmethod
+    def download(cls, directory: Path | None = None) -> list[str]:
+        """Fetch the files ``load()`` needs into ``directory`` (``None``: the dataset's
+        documented default place), so that later runs work offline; ``regsuite data download
+        NAME`` calls it. Return lines saying what is where; ``[]`` means there is nothing to
+        download (the default). Raise :class:`regsuite.errors.DataError` when it fails."""
+        return []
+
 
 class Model(Plugin):
     """Builds an ``nn.Module`` and declares where regularizers may act on it."""
@@ -198,6 +214,10 @@ class Regularizer(Plugin):
     claims_slots: ClassVar[frozenset[str]] = frozenset()
     #: Names of regularizers it cannot be combined with in one set.
     conflicts_with: ClassVar[frozenset[str]] = frozenset()
+
+    def setup(self, data: Data) -> None:
+        """Called once per run with the loaded data, after ``Task.setup``: read what the
+        other hooks need (word dropout takes ``data.info.unk_index`` here)."""
 
     def transform_dataset(self, split: Split, generator: torch.Generator) -> Split:
         """Offline transform of the training split, once per run (e.g. doubled dataset)."""

@@ -291,6 +291,24 @@ def describe_params(params_model) -> str:
     return "\n".join(lines) or "—"
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Fetch the files that datasets need, for offline runs.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+@friendly
+def data_download(
+    dataset: str = typer.Argument(..., help="dataset name (regsuite plugins lists them)"),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="where to put the files (default: the dataset's documented place)"),
+) -> None:
+    """Download what DATASET needs, so that runs work without a network."""
+    from regsuite.registry import get_registry
+
+    lines = get_registry().cls("dataset", dataset).download(directory)
+    for line in lines or [f"dataset {dataset!r} has nothing to download"]:
+        console.print(line, highlight=False)
+
+
 @app.command()
 def version() -> None:
     """Print regsuite's version."""

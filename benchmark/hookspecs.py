@@ -48,7 +48,9 @@ def regsuite_register_datasets() -> list[type]:
     """Return :class:`regsuite.api.Dataset` subclasses.
 
     A dataset loads train / val (and optionally test) splits as in-memory tensors for one
-    task, downloading and caching as needed.
+    task, downloading and caching as needed. A dataset whose files can be fetched overrides
+    the classmethod ``download(directory)``, which ``regsuite data download NAME`` calls
+    (the core knows no dataset by name).
     """
 
 

@@ -108,6 +108,8 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
     seed_everything(seed, training["deterministic"])
     data = ctx.dataset.load()
     ctx.task.setup(data)
+    for reg in ctx.regularizers:
+        reg.setup(data)
     data_generator = torch.Generator().manual_seed(seed + 1)
     for reg in ctx.regularizers:
         data.train = reg.transform_dataset(data.train, data_generator)

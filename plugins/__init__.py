@@ -1,16 +1,20 @@
 """Built-in plugins. Each module registers its classes through the hooks in
 :mod:`regsuite.hookspecs`, exactly as a third-party plugin would."""
-from regsuite.plugins.datasets import digits, tiny_imagenet
-from regsuite.plugins.models import small_cnn
-from regsuite.plugins.regularizers import augmentation, dropout, l2
-from regsuite.plugins.tasks import image_classification
+from regsuite.plugins.datasets import digits, nltk_treebank, tiny_imagenet
+from regsuite.plugins.models import rnn_tagger, small_cnn
+from regsuite.plugins.regularizers import augmentation, dropout, l2, word_dropout
+from regsuite.plugins.tasks import image_classification, sequence_labelling
 
 MODULES = [
     image_classification,
+    sequence_labelling,
     digits,
     tiny_imagenet,
+    nltk_treebank,
     small_cnn,
+    rnn_tagger,
     l2,
     dropout,
     augmentation,
+    word_dropout,
 ]
