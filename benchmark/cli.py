@@ -70,6 +70,7 @@ def run(
     executor: Optional[str] = typer.Option(None, "--executor", help="local (worker processes, default) or ray"),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="runs at once (default: GPUs × runs per GPU, or 1 on CPU; 0 = in this process)"),
     runs_per_gpu: Optional[int] = typer.Option(None, "--runs-per-gpu", help="runs sharing each GPU (local executor)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (default: cores // runs at once)"),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds a run may take before it is killed and recorded as failed"),
     keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="keep the checkpoints of finished runs"),
     address: Optional[str] = typer.Option(None, "--address", help='Ray cluster address ("auto", "host:6379"); default: a local Ray instance'),
@@ -78,14 +79,14 @@ def run(
 ) -> None:
     """Train every run of SPEC that is not finished yet, then print the leaderboard.
 
-    Flags override the spec's [execution] table; execution settings never change run ids."""
+    Flags override the spec's execution table; execution settings never change run ids."""
     from regsuite.execution import execute_plan
     from regsuite.progress import RichGridReporter
     from regsuite.store import Store
 
     plan, registry = load_plan(spec, set_)
     execution = execution_settings(plan.spec.execution, executor=executor, workers=workers, runs_per_gpu=runs_per_gpu,
-                                   timeout=timeout, keep_checkpoints=keep_checkpoints, address=address,
+                                   threads=threads, timeout=timeout, keep_checkpoints=keep_checkpoints, address=address,
                                    num_gpus=num_gpus, num_cpus=num_cpus)
     directory = results_dir(results)
     with Store(directory) as store:

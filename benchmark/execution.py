@@ -33,6 +33,7 @@ class ExecutionConfig(BaseModel):
                     "0 = train in this process); ray: most runs in flight (default: what the cluster holds)",
     )
     runs_per_gpu: int = Field(1, ge=1, description="local: runs sharing each GPU (small models leave a GPU idle alone)")
+    threads: int | None = Field(None, ge=1, description="local: torch threads per run (default: cores // runs at once)")
     timeout: float | None = Field(None, gt=0, description="seconds one run attempt may take before it is killed and recorded as failed")
     keep_checkpoints: bool = Field(False, description="keep the per-epoch checkpoint of finished runs")
     address: str | None = Field(None, description='ray: cluster address ("auto", "host:6379"); default: start a local Ray instance')
@@ -44,6 +45,8 @@ class ExecutionConfig(BaseModel):
         given = [key for key in RAY_ONLY if getattr(self, key) is not None]
         if self.executor == "local" and given:
             raise ValueError(f"{', '.join(given)} only apply to executor = \"ray\" (add --executor ray)")
+        if self.executor == "ray" and self.threads is not None:
+            raise ValueError("threads applies to the local executor; on Ray a run gets num_cpus threads")
         if self.executor == "local" and self.workers == 0 and self.timeout is not None:
             raise ValueError("timeout needs worker processes (workers >= 1): a run in this process cannot be killed")
         return self
@@ -89,7 +92,7 @@ def plan_slots(execution: ExecutionConfig, gpus: list[str], cores: int) -> list[
     """GPUs × runs_per_gpu slots (``workers`` overrides the count, GPUs taken in turn), or
     ``workers`` CPU slots; the cores are divided among the slots."""
     count = execution.workers if execution.workers else (len(gpus) * execution.runs_per_gpu if gpus else 1)
-    threads = max(1, cores // count)
+    threads = execution.threads or max(1, cores // count)
     return [SlotPlan(i, gpus[i % len(gpus)] if gpus else None, threads) for i in range(count)]
 
 
@@ -103,6 +106,10 @@ def execute_plan(plan: Any, store: Any, registry: Any, reporter: Any, execution:
     if execution.workers == 0:
         from regsuite.runner import run_plan
 
+        if execution.threads:
+            import torch
+
+            torch.set_num_threads(execution.threads)
         return run_plan(plan, store, registry, reporter, retry_failed, execution.keep_checkpoints)
     from regsuite.local_executor import run_plan_local
 

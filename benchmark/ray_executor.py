@@ -31,6 +31,7 @@ from regsuite.execution import ExecutionConfig
 from regsuite.runner import HEARTBEAT_EVERY, GridReporter, Outcome, record_result, start_grid
 from regsuite.spec import Plan, PlannedRun
 from regsuite.store import Store, worker_id
+from regsuite.worker import ERROR_TAIL_LINES
 
 POLL = 0.5  # seconds between looks at the tasks and the store
 
@@ -52,8 +53,8 @@ class StoreWriter:
     def __init__(self, directory: str):
         self.store = Store(directory)
 
-    def truncate_epochs(self, run_id: str, after_epoch: int) -> None:
-        self.store.truncate_epochs(run_id, after_epoch)
+    def truncate_epochs(self, run_id: str, after_epoch: int, owner: str) -> bool:
+        return self.store.truncate_epochs(run_id, after_epoch, owner=owner)
 
     def record_epoch(self, run_id: str, epoch: int, metrics: dict[str, float], owner: str) -> bool:
         return self.store.record_epoch(run_id, epoch, metrics, owner=owner)
@@ -76,8 +77,8 @@ class ActorSink:
 
         return ray.get(getattr(self.writer, method).remote(self.run_id, *args))
 
-    def truncate_epochs(self, after_epoch: int) -> None:
-        self.call("truncate_epochs", after_epoch)
+    def truncate_epochs(self, after_epoch: int) -> bool:
+        return self.call("truncate_epochs", after_epoch, self.owner)
 
     def record_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
         return self.call("record_epoch", epoch, metrics, self.owner)
@@ -210,6 +211,7 @@ def task_result(ray: Any, ref: Any, store: Store, run: PlannedRun, owner: str) -
     try:
         return ray.get(ref)
     except Exception as exc:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, OutOfMemoryError, …
-        reason = f"Ray task failed: {type(exc).__name__}: " + "\n".join(str(exc).splitlines()[-20:])
+        reason = (f"Ray task failed: {type(exc).__name__}: " + "\n".join(str(exc).splitlines()[-ERROR_TAIL_LINES:])
+                  + "\n(the worker's output is in the Ray logs of its node: /tmp/ray/session_latest/logs)")
         store.fail(run.run_id, reason, owner=owner)
         return "failed", reason

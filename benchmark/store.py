@@ -232,10 +232,13 @@ class Store:
             tx.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
             return True
 
-    def truncate_epochs(self, run_id: str, after_epoch: int) -> None:
+    def truncate_epochs(self, run_id: str, after_epoch: int, owner: str | None = None) -> bool:
         """Drop epochs past ``after_epoch`` (a resumed run redoes them)."""
         with self.transaction() as tx:
+            if not self.holds(tx, run_id, owner):
+                return False
             tx.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, after_epoch))
+            return True
 
     def finish(self, run_id: str, summary: dict[str, Any], device: str, wall_time: float,
                owner: str | None = None) -> bool:

@@ -43,7 +43,7 @@ class Sink(Protocol):
     """Where one run's results go. Every write is refused (False) once the caller no longer
     holds the run's claim, so a process that lost its claim can never overwrite results."""
 
-    def truncate_epochs(self, after_epoch: int) -> None: ...
+    def truncate_epochs(self, after_epoch: int) -> bool: ...
     def record_epoch(self, epoch: int, metrics: dict[str, float]) -> bool: ...
     def finish(self, summary: dict[str, Any], device: str, wall_time: float) -> bool: ...
     def fail(self, reason: str, status: str = "failed") -> bool: ...
@@ -55,8 +55,8 @@ class StoreSink:
     def __init__(self, store: Any, run_id: str, owner: str):
         self.store, self.run_id, self.owner = store, run_id, owner
 
-    def truncate_epochs(self, after_epoch: int) -> None:
-        self.store.truncate_epochs(self.run_id, after_epoch)
+    def truncate_epochs(self, after_epoch: int) -> bool:
+        return self.store.truncate_epochs(self.run_id, after_epoch, owner=self.owner)
 
     def record_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
         return self.store.record_epoch(self.run_id, epoch, metrics, owner=self.owner)
@@ -84,7 +84,8 @@ def execute_run(run_id: str, config: dict[str, Any], sink: Sink, checkpoints: An
     try:
         ctx = build_context(config, registry or get_registry())
         saved = checkpoints.load(run_id)
-        sink.truncate_epochs(saved.epoch if saved else 0)
+        if not sink.truncate_epochs(saved.epoch if saved else 0):
+            raise LostClaim
         earlier = saved.wall_seconds if saved else 0.0
 
         def on_epoch(state, metrics):

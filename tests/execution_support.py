@@ -25,8 +25,11 @@ def install_fault_plugin(root: Path) -> Path:
     return site
 
 
-def write_spec(path: Path, sets: dict[str, str], seeds: str = "[0]", epochs: int = 3, extra: str = "") -> Path:
-    """A tiny digits grid: ``sets`` maps labels to TOML lists of regularizers."""
+def write_spec(path: Path, sets: dict[str, str], seeds: str = "[0]", epochs: int = 3, extra: str = "",
+               execution: str = "threads = 1") -> Path:
+    """A tiny digits grid: ``sets`` maps labels to TOML lists of regularizers. One torch
+    thread per run: tiny models gain nothing from more, and OpenMP threads crawl on a
+    machine whose cores are busy with other work (as a CI runner's may be)."""
     body = "\n".join(f'[[sets]]\nlabel = "{label}"\nregularizers = {regs}\n' for label, regs in sets.items())
     path.write_text(f"""name = "{path.stem}"
 task = "image_classification"
@@ -46,7 +49,10 @@ epochs = {epochs}
 batch_size = 32
 device = "cpu"
 
-{body}""")
+{body}
+[execution]
+{execution}
+""")
     return path
 
 

@@ -42,10 +42,10 @@ def test_slots_pin_one_gpu_each_and_share_the_cores():
 
 
 def test_execution_settings_do_not_change_run_ids(tmp_path):
-    spec = write_spec(tmp_path / "ids.toml", {"none": "[]"}, seeds="[0, 1]")
+    spec = write_spec(tmp_path / "ids.toml", {"none": "[]"}, seeds="[0, 1]", execution="")
     registry = get_registry()
     plain = resolve(load_spec(spec), registry)
-    tuned = resolve(load_spec(spec, ["execution.workers=4", "execution.timeout=60", "execution.keep_checkpoints=true"]), registry)
+    tuned = resolve(load_spec(spec, ["execution.workers=4", "execution.threads=3", "execution.timeout=60", "execution.keep_checkpoints=true"]), registry)
     assert [r.run_id for r in plain.runs] == [r.run_id for r in tuned.runs]
     assert all("execution" not in r.config for r in tuned.runs)
 
@@ -100,6 +100,10 @@ def test_failures_are_isolated_recorded_and_retried_alone(tmp_path, site):
     assert "trained 0, already done 1, failed 3" in retry.stdout, retry.stdout
     assert attempts(results, runs["ok"]["run_id"]) == 1
     assert all(attempts(results, runs[label]["run_id"]) == 2 for label in ("raises", "nan", "killed"))
+    # The killed run resumed from its epoch-1 checkpoint, with the fault plugin's own epoch
+    # counter restored from it (regularizer state), and so was killed in epoch 2 again.
+    killed = runs_by_label(results)["killed"]
+    assert killed["error"].startswith("worker killed by SIGKILL") and [e["epoch"] for e in killed["epochs"]] == [1]
 
 
 def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path, site):
@@ -129,3 +133,52 @@ def test_two_regsuite_runs_on_one_store_train_each_run_once(tmp_path):
     assert all(attempts(results, r["run_id"]) == 1 for r in runs.values())
     assert all([e["epoch"] for e in r["epochs"]] == [1, 2, 3] for r in runs.values())
     assert rows(results, "SELECT COUNT(*) FROM runs WHERE claimed_by IS NOT NULL") == [(0,)]
+
+
+# ---------------------------------------------------------------------------- in process, progress
+
+
+def test_workers_0_trains_in_this_process(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from regsuite.cli import app
+
+    spec = write_spec(tmp_path / "inproc.toml", {"none": "[]"}, epochs=2)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(spec), "--results", "results", "--workers", "0", "--keep-checkpoints"])
+    assert result.exit_code == 0, result.output
+    assert "trained 1, already done 0, failed 0" in result.output
+    assert not (tmp_path / "results" / "logs").exists()  # no worker process was started
+    run = runs_by_label(tmp_path / "results")["none"]
+    assert run["status"] == "done"
+    assert (tmp_path / "results" / "checkpoints" / f"{run['run_id']}.pt").is_file()  # kept, as asked
+
+
+def test_progress_shows_the_grid_and_one_line_per_slot(tmp_path):
+    from rich.console import Console
+
+    from regsuite.progress import RichGridReporter
+    from regsuite.worker import replay
+
+    plan = resolve(load_spec(write_spec(tmp_path / "p.toml", {"none": "[]", "l2": '[{ name = "l2" }]'},
+                                        seeds="[0, 1]")), get_registry())
+    console = Console(record=True, width=200, force_terminal=False)
+    reporter = RichGridReporter(console)
+    reporter.grid_started(4, 1, ["slot 0 · gpu 0", "slot 1 · gpu 1"])
+    first = reporter.run_started(plan.runs[1], 0)
+    second = reporter.run_started(plan.runs[2], 1)
+    for event in ({"event": "started", "epochs": 3, "batches": 4},
+                  {"event": "epoch", "epoch": 1, "metrics": {"train_loss": 2.25, "val_loss": 2.5}},
+                  {"event": "batch", "batch": 2, "loss": 2.0}):
+        replay(event, first)
+    replay({"event": "started", "epochs": 3, "batches": 4}, second)
+    replay({"event": "resumed", "epoch": 2}, second)
+    lines = console.export_text() + "\n".join(
+        f"{task.description} {task.fields['status']}" for task in reporter.progress.tasks)
+    assert "slot 0 · gpu 0  none · seed 1 epoch 2/3 · train 2.000 · epoch 1: train 2.250 val 2.500" in lines
+    assert "slot 1 · gpu 1  l2 · seed 0 epoch 3/3 · resumed after epoch 2" in lines
+    assert "grid done 1 · running 2 · failed 0 · left 1 · ETA" in lines
+    reporter.run_finished(plan.runs[1], "failed", "boom", 0)
+    assert "failed: digits / small_cnn / none / seed 1 — boom" in console.export_text()
+    grid = reporter.progress.tasks[0]
+    assert grid.fields["status"].startswith("done 1 · running 1 · failed 1 · left 1")
