@@ -16,7 +16,7 @@ and the start-up of one worker (python + import torch + CUDA context + first ste
 per-run overhead of a fresh process. With several GPUs visible, ``--per-gpu-scaling`` also
 runs one process per GPU on 1, 2, … GPUs.
 
-    python3 bench/gpu_runs_per_gpu.py                      # ~3 minutes on one GPU
+    python3 bench/gpu_runs_per_gpu.py                      # ~3 minutes on one GPU (6 windows of ~30 s)
     python3 bench/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 8
 """
 from __future__ import annotations
@@ -87,6 +87,7 @@ def child(args: argparse.Namespace) -> None:
     for i in range(20):  # warm-up
         losses += step(order[(i * batch) % (n - batch):][:batch])
     torch.cuda.synchronize()
+    late = time.time() > args.start_at  # then its window misses part of the others'
     while time.time() < args.start_at:
         time.sleep(0.01)
     steps, started = 0, time.perf_counter()
@@ -97,12 +98,13 @@ def child(args: argparse.Namespace) -> None:
             steps += 1
         torch.cuda.synchronize()  # once per 10 steps, as regsuite reads losses rarely
     elapsed = time.perf_counter() - started
-    print(json.dumps({"images_per_s": steps * batch / elapsed, "startup_s": startup, "loss": float(losses)}))
+    print(json.dumps({"images_per_s": steps * batch / elapsed, "startup_s": startup, "late": late,
+                      "loss": float(losses)}))
 
 
 def measure(model: str, gpus: list[str], per_gpu: int, seconds: float) -> list[dict]:
     """K = len(gpus) × per_gpu processes, all training in one window."""
-    start_at = time.time() + 25  # after every child has imported torch and warmed up
+    start_at = time.time() + 20  # after every child has imported torch and warmed up
     procs = []
     for gpu in gpus:
         for _ in range(per_gpu):
@@ -116,6 +118,8 @@ def measure(model: str, gpus: list[str], per_gpu: int, seconds: float) -> list[d
         if proc.returncode != 0:
             raise SystemExit(f"child failed ({proc.returncode})")
         out.append(json.loads(stdout.strip().splitlines()[-1]))
+    if any(r["late"] for r in out):
+        print("  (warning: a process started its window late; the windows overlap only in part)")
     return out
 
 

@@ -88,6 +88,10 @@ def run(
     execution = execution_settings(plan.spec.execution, executor=executor, workers=workers, runs_per_gpu=runs_per_gpu,
                                    threads=threads, timeout=timeout, keep_checkpoints=keep_checkpoints, address=address,
                                    num_gpus=num_gpus, num_cpus=num_cpus)
+    if execution.executor == "ray":
+        from regsuite.ray_executor import import_ray
+
+        import_ray()  # a missing Ray is reported before anything is written
     directory = results_dir(results)
     with Store(directory) as store:
         with RichGridReporter(console) as reporter:
@@ -122,15 +126,18 @@ def run(
 
 
 def execution_settings(spec_execution, **flags):
+    """The spec's execution table with the command line's flags on top, validated."""
     from pydantic import ValidationError
 
     from regsuite.errors import SpecError
-    from regsuite.spec import format_validation_errors
+    from regsuite.spec import format_loc
 
     try:
         return spec_execution.with_overrides(**flags)
     except ValidationError as exc:
-        raise SpecError("invalid execution settings", details=format_validation_errors(exc, prefix="execution.")) from None
+        details = [f"execution{'.' + format_loc(e['loc']) if e['loc'] else ''}: {e['msg'].removeprefix('Value error, ')}"
+                   for e in exc.errors()]
+        raise SpecError("invalid execution settings", details=details) from None
 
 
 @app.command()

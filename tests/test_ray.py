@@ -86,3 +86,13 @@ def test_ray_tasks_train_the_grid_into_the_store_and_fail_alone(tmp_path, ray_wi
     with Store(results) as store:  # a rerun skips what is done and leaves failed runs alone
         again = execute_plan(plan, store, registry, Recorder(), ExecutionConfig(executor="ray"))
     assert (len(again.trained), len(again.skipped), len(again.failed_before)) == (0, 1, 2)
+
+    # The same run trained here, in-process with one thread as on Ray: the same result.
+    alone = resolve(load_spec(write_spec(tmp_path / "alone.toml", {"ok": '[{ name = "fault" }]'})), registry)
+    assert alone.runs[0].run_id == runs["ok"]["run_id"]
+    with Store(tmp_path / "local") as store:
+        execute_plan(alone, store, registry, Recorder(), ExecutionConfig(workers=0, threads=1))
+    local = runs_by_label(tmp_path / "local")["ok"]["summary"]["final"]
+    timing = ("epoch_time", "train_samples_per_s")
+    assert {k: v for k, v in local.items() if k not in timing} == \
+        {k: v for k, v in runs["ok"]["summary"]["final"].items() if k not in timing}
