@@ -68,35 +68,83 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="train failed runs again"),
     export: bool = typer.Option(False, "--export", help="also write leaderboard/<spec name>.md and its plots"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write learning-curve PNGs to <results>/plots/<spec>/"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (worker processes, default) or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="runs at once (default: GPUs × runs per GPU, or 1 on CPU; 0 = in this process)"),
+    runs_per_gpu: Optional[int] = typer.Option(None, "--runs-per-gpu", help="runs sharing each GPU (local executor)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (default: cores // runs at once)"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds a run may take before it is killed and recorded as failed"),
+    keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="keep the checkpoints of finished runs"),
+    address: Optional[str] = typer.Option(None, "--address", help='Ray cluster address ("auto", "host:6379"); default: a local Ray instance'),
+    num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help="GPUs per run on Ray (fractional allowed)"),
+    num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help="CPUs per run on Ray"),
 ) -> None:
-    """Train every run of SPEC that is not finished yet, then print the leaderboard and write the plots."""
+    """Train every run of SPEC that is not finished yet, then print the leaderboard and write the plots.
+
+    Flags override the spec's execution table; execution settings never change run ids."""
+    from regsuite.execution import execute_plan
     from regsuite.progress import RichGridReporter
-    from regsuite.runner import run_plan
     from regsuite.store import Store
 
     plan, registry = load_plan(spec, set_)
+    execution = execution_settings(plan.spec.execution, executor=executor, workers=workers, runs_per_gpu=runs_per_gpu,
+                                   threads=threads, timeout=timeout, keep_checkpoints=keep_checkpoints, address=address,
+                                   num_gpus=num_gpus, num_cpus=num_cpus)
+    if execution.executor == "ray":
+        from regsuite.ray_executor import import_ray
+
+        import_ray()  # a missing Ray is reported before anything is written
     directory = results_dir(results)
     with Store(directory) as store:
         with RichGridReporter(console) as reporter:
-            outcome = run_plan(plan, store, registry, reporter, retry_failed=retry_failed)
+            outcome = execute_plan(plan, store, registry, reporter, execution, retry_failed=retry_failed)
         console.print(
-            f"trained {len(outcome.trained)}, already done {len(outcome.skipped)}, "
-            f"failed {len(outcome.failed)}" + (f", busy elsewhere {len(outcome.busy)}" if outcome.busy else "")
+            f"trained {len(outcome.trained)}, already done {len(outcome.skipped)}, failed {len(outcome.failed)}"
+            + (f", interrupted {len(outcome.interrupted)}" if outcome.interrupted else "")
+            + (f", failed before {len(outcome.failed_before)} (not retried)" if outcome.failed_before else "")
+            + (f", busy elsewhere {len(outcome.busy)}" if outcome.busy else "")
         )
-        show_leaderboard(store, plan.spec.name, "rich", "val_loss")
-        if plots:
-            print_plots(write_plot_files(store, plan.spec.name, plot_root(directory, None)))
-        if export:
-            try:
-                console.print(f"wrote {write_export(store, plan.spec.name, Path('leaderboard'), command_line())}")
-            except RegsuiteError as exc:  # the runs are done; say why the export is not, then report failures
-                errors.print(f"[bold red]not exported:[/] {exc}", highlight=False, soft_wrap=True)
+        try:
+            show_leaderboard(store, plan.spec.name, "rich", "val_loss")
+        except RegsuiteError as exc:  # nothing finished yet: the summary below says why
+            console.print(f"no leaderboard: {exc.message}", highlight=False)
+        else:
+            if plots:
+                print_plots(write_plot_files(store, plan.spec.name, plot_root(directory, None)))
+            if export:
+                try:
+                    console.print(f"wrote {write_export(store, plan.spec.name, Path('leaderboard'), command_line())}")
+                except RegsuiteError as exc:  # the runs are done; say why the export is not, then report failures
+                    errors.print(f"[bold red]not exported:[/] {exc}", highlight=False, soft_wrap=True)
     console.print(f"results: {directory / 'regsuite.db'}")
+    for planned, reason in outcome.failed:
+        errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False)
+    if outcome.stopped:
+        errors.print(f"stopped: {len(outcome.interrupted)} run(s) interrupted, their last checkpoints kept. "
+                     f"Resume with: {command_line()}", highlight=False)
+        raise typer.Exit(130)
     if outcome.failed:
-        for planned, reason in outcome.failed:
-            errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False)
-        errors.print(f"{len(outcome.failed)} run(s) failed; the others are kept. Fix the cause and rerun with --retry-failed.")
+        errors.print(f"{len(outcome.failed)} run(s) failed; the others are kept. Fix the cause and rerun with "
+                     f"--retry-failed (the reasons are in the store; worker logs in {directory / 'logs'}).")
         raise typer.Exit(1)
+    if outcome.failed_before:
+        errors.print(f"{len(outcome.failed_before)} run(s) of this grid failed in an earlier invocation and were "
+                     "not retried; --retry-failed trains them again.")
+        raise typer.Exit(1)
+
+
+def execution_settings(spec_execution, **flags):
+    """The spec's execution table with the command line's flags on top, validated."""
+    from pydantic import ValidationError
+
+    from regsuite.errors import SpecError
+    from regsuite.spec import format_loc
+
+    try:
+        return spec_execution.with_overrides(**flags)
+    except ValidationError as exc:
+        details = [f"execution{'.' + format_loc(e['loc']) if e['loc'] else ''}: {e['msg'].removeprefix('Value error, ')}"
+                   for e in exc.errors()]
+        raise SpecError("invalid execution settings", details=details) from None
 
 
 @app.command()

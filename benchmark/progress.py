@@ -1,17 +1,21 @@
-"""Live progress with rich: the grid as a whole, and the current run's epochs and losses."""
+"""Live progress with rich: the grid as a whole, and one line per slot that trains a run.
+
+::
+
+    ⠋ grid            ━━━━━━━━━━━━╸━━━━━━━━  58%  0:01:12  done 5 · running 2 · failed 1 · left 4 · ETA 0:00:51
+    ⠋   slot 0 · gpu 0  dropout · seed 1   ━━━━━━━━━━━━━━━━━━━━  70%  0:00:21  epoch 22/30 · train 0.412 · val 0.530
+    ⠋   slot 1 · gpu 1  l2 · seed 0        ━━━━━━━━━━━━━━━━━━━━  12%  0:00:04  epoch 4/30 · train 1.210
+
+The same reporters serve every executor: in-process runs call them directly, worker
+processes through their progress pipe (:func:`regsuite.worker.replay`), Ray tasks through
+the epochs the driver reads back from the store.
+"""
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from regsuite.runner import GridReporter
 from regsuite.spec import PlannedRun
@@ -25,14 +29,18 @@ class RichGridReporter(GridReporter):
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TaskProgressColumn(),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
             TextColumn("{task.fields[status]}"),
             console=console,
         )
         self.grid: TaskID | None = None
-        self.current: RichRunReporter | None = None
+        self.slot_names: list[str] = []
+        self.running: dict[int, RichRunReporter] = {}
+        self.counts = {"done": 0, "failed": 0, "other": 0}
+        self.total = 0
+        self.todo = 0  # runs this invocation set out to train
+        self.started = time.monotonic()
 
     def __enter__(self) -> "RichGridReporter":
         self.progress.start()
@@ -41,43 +49,94 @@ class RichGridReporter(GridReporter):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def grid_started(self, total: int, done: int) -> None:
-        self.grid = self.progress.add_task("grid", total=total, completed=done, status=f"{done} already done")
+    def grid_started(self, total: int, done: int, slots: list[str] | None = None, failed: int = 0) -> None:
+        self.total, self.todo = total, total - done - failed
+        self.counts["done"], self.counts["failed"] = done, failed
+        self.slot_names = slots or []
+        self.started = time.monotonic()
+        self.grid = self.progress.add_task("grid", total=max(total, 1), completed=done, status="")
+        self.refresh()
+        if self.todo and len(self.slot_names) > 1:
+            self.console.print(f"{self.todo} of {total} runs to train on {len(self.slot_names)} slots: "
+                               + ", ".join(self.slot_names), highlight=False)
 
-    def run_reporter(self, run: PlannedRun) -> Reporter:
-        self.current = RichRunReporter(self.progress, f"  {run.label} · seed {run.seed}")
-        return self.current
+    def run_started(self, run: PlannedRun, slot: int = 0) -> Reporter:
+        where = self.slot_names[slot] if slot < len(self.slot_names) and len(self.slot_names) > 1 else ""
+        description = f"  {where + '  ' if where else ''}{run.label} · seed {run.seed}"
+        self.running[slot] = RichRunReporter(self, self.progress.add_task(description, total=None, status="starting"))
+        self.refresh()
+        return self.running[slot]
 
-    def run_finished(self, run: PlannedRun, status: str, detail: str = "") -> None:
-        self.progress.advance(self.grid)
-        if self.current is not None:
-            self.progress.remove_task(self.current.task)
-            self.current = None
+    def run_finished(self, run: PlannedRun, status: str, detail: str = "", slot: int = 0) -> None:
+        reporter = self.running.pop(slot, None)
+        if reporter is not None:
+            self.progress.remove_task(reporter.task)
+        self.counts[status if status in ("done", "failed") else "other"] += 1
         if status != "done":
-            self.console.print(f"[yellow]{status}[/]: {run.describe()} — {detail}")
+            self.console.print(f"[yellow]{status}[/]: {run.describe()} — {detail}", highlight=False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Grid line: counts, and the time left estimated from the work done so far."""
+        if self.grid is None:
+            return
+        finished = self.counts["done"] + self.counts["failed"] + self.counts["other"]
+        partial = sum(r.fraction() for r in self.running.values())
+        worked = finished - (self.total - self.todo) + partial  # in runs, this invocation
+        left = self.total - finished - len(self.running)
+        elapsed = time.monotonic() - self.started
+        eta = format_seconds(elapsed * (self.todo - worked) / worked) if worked > 0.02 else "…"
+        status = (f"done {self.counts['done']} · running {len(self.running)} · failed {self.counts['failed']} · "
+                  f"left {left}" + (f" · ETA {eta}" if self.todo and finished < self.total else ""))
+        self.progress.update(self.grid, completed=finished + partial, status=status)
 
 
 class RichRunReporter(Reporter):
-    def __init__(self, progress: Progress, description: str):
-        self.progress = progress
-        self.task = progress.add_task(description, total=None, status="loading data")
+    """One slot's line: the run's epochs and batches, its live and last losses."""
+
+    def __init__(self, grid: RichGridReporter, task: TaskID):
+        self.grid, self.progress, self.task = grid, grid.progress, task
         self.epochs = 0
+        self.batches = 1
         self.epoch = 1
+        self.completed = 0
+        self.live = ""
         self.last = ""
 
+    def fraction(self) -> float:
+        total = self.epochs * self.batches
+        return min(self.completed / total, 1.0) if total else 0.0
+
+    def show(self, completed: int) -> None:
+        self.completed = completed
+        self.progress.update(self.task, completed=completed, status=self.status())
+        self.grid.refresh()
+
     def run_started(self, epochs: int, batches_per_epoch: int) -> None:
-        self.epochs = epochs
-        self.progress.update(self.task, total=epochs * batches_per_epoch, status=self.status())
+        self.epochs, self.batches = epochs, max(batches_per_epoch, 1)
+        self.progress.update(self.task, total=epochs * self.batches)
+        self.show(0)
+
+    def run_resumed(self, epoch: int) -> None:
+        self.epoch = min(epoch + 1, self.epochs)
+        self.last = f"resumed after epoch {epoch}"
+        self.show(epoch * self.batches)
 
     def batch_done(self, batch: int, running_loss: float | None) -> None:
-        self.progress.advance(self.task)
         if running_loss is not None:
-            self.progress.update(self.task, status=self.status(f"train {running_loss:.3f}"))
+            self.live = f"train {running_loss:.3f}"
+        self.show((self.epoch - 1) * self.batches + batch)
 
     def epoch_done(self, epoch: int, metrics: dict[str, float]) -> None:
         self.epoch = min(epoch + 1, self.epochs)
+        self.live = ""
         self.last = f"epoch {epoch}: train {metrics['train_loss']:.3f} val {metrics['val_loss']:.3f}"
-        self.progress.update(self.task, status=self.status())
+        self.show(epoch * self.batches)
 
-    def status(self, live: str = "") -> str:
-        return " · ".join(part for part in (f"epoch {self.epoch}/{self.epochs}", live, self.last) if part)
+    def status(self) -> str:
+        return " · ".join(part for part in (f"epoch {self.epoch}/{self.epochs}", self.live, self.last) if part)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

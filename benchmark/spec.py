@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from regsuite import __version__
 from regsuite.api import run_key_fields
 from regsuite.errors import SpecError
+from regsuite.execution import ExecutionConfig
 from regsuite.registry import Registry
 
 if sys.version_info >= (3, 11):
@@ -68,6 +69,8 @@ class Spec(Strict):
     baseline: str | None = Field(None, description='label of the baseline set (default: "none" if present)')
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     sets: list[RegularizerSet] = Field(min_length=1)
+    # How the grid runs (workers, GPUs, Ray): never part of a run's config or id.
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("task", mode="before")
     @classmethod

@@ -21,6 +21,8 @@ from typing import Any, Iterator
 from regsuite.errors import RegsuiteError
 
 DB_NAME = "regsuite.db"
+# Seconds without a heartbeat after which a claim from another host counts as abandoned.
+STALE_AFTER = 120.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -80,6 +82,29 @@ def default_results_dir() -> Path:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(claimed_by: str | None) -> bool:
+    """True when ``claimed_by`` ("host:pid") names a process of this host that is gone."""
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's process: only its heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return process_state(int(pid)) == "Z"
+
+
+def process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat ("Z" = zombie: dead, not yet reaped); "" elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[0]
 
 
 class Store:
@@ -154,54 +179,87 @@ class Store:
 
     # ------------------------------------------------------------------ running
 
-    def claim(self, run_id: str, stale_after: float = 120.0, retry_failed: bool = False) -> bool:
-        """Mark a run as ours, atomically. A claim whose heartbeat is older than
-        ``stale_after`` seconds belongs to a dead process and is taken over."""
+    def claim(self, run_id: str, stale_after: float = STALE_AFTER, retry_failed: bool = False,
+              owner: str | None = None) -> bool:
+        """Mark a run as ``owner``'s (default: this process), atomically. A claim is taken
+        over when its heartbeat is older than ``stale_after`` seconds, or at once when its
+        owner is a process of this host that no longer exists."""
+        owner = owner or worker_id()
         now = time.time()
         allowed = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
         with self.transaction() as tx:
-            row = tx.execute("SELECT status, heartbeat FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = tx.execute("SELECT status, heartbeat, claimed_by FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 return False
-            stale = row["status"] == "running" and (row["heartbeat"] or 0) < now - stale_after
+            stale = row["status"] == "running" and (
+                (row["heartbeat"] or 0) < now - stale_after
+                or row["claimed_by"] == owner  # our id, but not our claim: a dead predecessor with our pid
+                or owner_is_dead(row["claimed_by"])
+            )
             if row["status"] not in allowed and not stale:
                 return False
             tx.execute(
                 "UPDATE runs SET status='running', claimed_by=?, heartbeat=?, started_at=?, error=NULL WHERE run_id=?",
-                (worker_id(), now, now, run_id),
+                (owner, now, now, run_id),
             )
             return True
 
-    def heartbeat(self, run_id: str) -> None:
+    def heartbeat(self, run_ids: str | list[str], owner: str | None = None) -> None:
+        """Refresh the claims of ``run_ids`` (only those ``owner`` still holds, when given)."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         with self.transaction() as tx:
-            tx.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+            for run_id in ids:
+                tx.execute(
+                    "UPDATE runs SET heartbeat=? WHERE run_id=?" + (" AND claimed_by=?" if owner else ""),
+                    (time.time(), run_id, *([owner] if owner else [])),
+                )
 
-    def record_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+    def holds(self, tx: sqlite3.Connection, run_id: str, owner: str | None) -> bool:
+        """Inside a transaction: may ``owner`` write results of ``run_id``? (None: anyone.)"""
+        if owner is None:
+            return True
+        row = tx.execute("SELECT status, claimed_by FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return row is not None and row["status"] == "running" and row["claimed_by"] == owner
+
+    def record_epoch(self, run_id: str, epoch: int, metrics: dict[str, float], owner: str | None = None) -> bool:
         with self.transaction() as tx:
+            if not self.holds(tx, run_id, owner):
+                return False
             tx.executemany(
                 "INSERT OR REPLACE INTO epochs(run_id, epoch, metric, value) VALUES (?, ?, ?, ?)",
                 [(run_id, epoch, name, value) for name, value in metrics.items()],
             )
             tx.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+            return True
 
-    def truncate_epochs(self, run_id: str, after_epoch: int) -> None:
+    def truncate_epochs(self, run_id: str, after_epoch: int, owner: str | None = None) -> bool:
         """Drop epochs past ``after_epoch`` (a resumed run redoes them)."""
         with self.transaction() as tx:
+            if not self.holds(tx, run_id, owner):
+                return False
             tx.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, after_epoch))
+            return True
 
-    def finish(self, run_id: str, summary: dict[str, Any], device: str, wall_time: float) -> None:
+    def finish(self, run_id: str, summary: dict[str, Any], device: str, wall_time: float,
+               owner: str | None = None) -> bool:
         with self.transaction() as tx:
+            if not self.holds(tx, run_id, owner):
+                return False
             tx.execute(
                 "UPDATE runs SET status='done', summary=?, device=?, wall_time=?, finished_at=?, error=NULL, claimed_by=NULL WHERE run_id=?",
                 (json.dumps(summary), device, wall_time, time.time(), run_id),
             )
+            return True
 
-    def fail(self, run_id: str, error: str, status: str = "failed") -> None:
+    def fail(self, run_id: str, error: str, status: str = "failed", owner: str | None = None) -> bool:
         with self.transaction() as tx:
+            if not self.holds(tx, run_id, owner):
+                return False
             tx.execute(
                 "UPDATE runs SET status=?, error=?, finished_at=?, claimed_by=NULL WHERE run_id=?",
                 (status, error, time.time(), run_id),
             )
+            return True
 
     # ------------------------------------------------------------------ reading
 

@@ -32,6 +32,7 @@ class Reporter:
     """Progress callbacks; the CLI shows them with rich, tests ignore them."""
 
     def run_started(self, epochs: int, batches_per_epoch: int) -> None: ...
+    def run_resumed(self, epoch: int) -> None: ...  # continues after ``epoch`` (a checkpoint)
     def batch_done(self, batch: int, running_loss: float | None) -> None: ...
     def epoch_done(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
@@ -56,6 +57,7 @@ class TrainState:
     batch_generator: torch.Generator
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    stopped: bool = False  # a regularizer ended training early (early stopping)
 
 
 def instantiate(registry: Registry, kind: str, ref: dict[str, Any]) -> Any:
@@ -217,25 +219,29 @@ def run_training(
         resume(state)
     batch_size = ctx.config["training"]["batch_size"]
     reporter.run_started(epochs, math.ceil(len(data.train) / batch_size))
+    if state.epoch:
+        reporter.run_resumed(state.epoch)
     started = time.perf_counter()
     train_seconds = 0.0
-    while state.epoch < epochs:
+    epochs_here = 0  # a resumed run starts at state.epoch > 0
+    while state.epoch < epochs and not state.stopped:
         epoch_start = time.perf_counter()
         metrics = train_epoch(ctx, data, state, loss_fn, reporter)
         train_seconds += time.perf_counter() - epoch_start
         state.epoch += 1
+        epochs_here += 1
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_penalty")):
             raise NonFiniteLoss(f"the training loss became {metrics['train_loss']} in epoch {state.epoch}",
                                 hint="lower the learning rate or the regularizer's strength")
         metrics.update(evaluate(ctx, data.val, state.model, "val"))
         metrics["epoch_time"] = time.perf_counter() - epoch_start
-        metrics["train_samples_per_s"] = len(data.train) / max(train_seconds / state.epoch, 1e-9)
+        metrics["train_samples_per_s"] = len(data.train) / max(train_seconds / epochs_here, 1e-9)
         state.history.append({"epoch": state.epoch, **metrics})
         reporter.epoch_done(state.epoch, metrics)
+        # Every regularizer sees every epoch, before on_epoch checkpoints their state.
+        state.stopped = any([reg.after_epoch(state.epoch, metrics) for reg in ctx.regularizers])
         if on_epoch is not None:
             on_epoch(state, metrics)
-        if any(reg.after_epoch(state.epoch, metrics) for reg in ctx.regularizers):
-            break
     test = evaluate(ctx, data.test, state.model, "test") if data.test is not None else {}
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
