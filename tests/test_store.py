@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 
 from regsuite.registry import get_registry
@@ -15,7 +17,10 @@ def test_plan_claim_finish(tiny_spec, tmp_path):
         store.register_plan(plan)  # idempotent
         ids = [r.run_id for r in plan.runs]
         assert set(store.statuses(ids).values()) == {"pending"}
-        assert store.claim(ids[0]) and not store.claim(ids[0])  # a live claim is not taken twice
+        alive_elsewhere = f"{socket.gethostname()}:{os.getppid()}"
+        assert store.claim(ids[0], owner=alive_elsewhere)
+        assert not store.claim(ids[0])  # a live process's claim is not taken over
+        assert store.claim(ids[0], owner=alive_elsewhere)  # the owner itself may claim again
         store.record_epoch(ids[0], 1, {"train_loss": 1.0, "val_loss": 2.0})
         store.finish(ids[0], {"final": {"train_loss": 1.0}}, "cpu", 1.5)
         assert store.get_run(ids[0]).status == "done"
