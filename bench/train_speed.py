@@ -10,6 +10,8 @@ One run times, on the same synthetic uint8 data (N×3×64×64, 25 classes), mode
   regsuite-aug    regsuite's loop, fast LRN, online augmentation (the study's five transforms;
                   albumentations on a CPU, per-image torch ops on a GPU)
   plain-fast      (optional) the hand-written loop with the fast LRN
+  plain-fast-cl   (optional) … and channels_last memory format
+  plain-fast-bf16 (optional) … and bfloat16 autocast (does mixed precision pay on this device?)
 
 and prints images/s (median over repeats) and the ratios the issue asks for:
 
@@ -17,9 +19,9 @@ and prints images/s (median over repeats) and the ratios the issue asks for:
   regsuite / plain-nnlrn         ≥ 1.30   regsuite's custom_cnn reaches Keras' speed
   regsuite-aug / regsuite        ≥ 0.90   online augmentation barely slows training
 
-Each repeat is one epoch over N images; configurations run round-robin (so a busy machine
-slows all of them alike), after warm-up epochs that are not counted. Torch threads are left
-at their default.
+Each repeat is one epoch over N images; configurations take turns, in a shuffled order each
+round (so a busy machine slows all of them alike), after warm-up epochs that are not
+counted. Torch threads are left at their default unless --threads is given.
 
     python bench/train_speed.py                                  # CPU, ~3 minutes on 2 cores
     python bench/train_speed.py --device cuda --images 25600 --repeats 7
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -39,11 +42,11 @@ import torch.nn.functional as F
 from regsuite import api
 from regsuite.registry import get_registry
 from regsuite.spec import TrainingConfig
-from regsuite.train import Reporter, RunContext, prepare, train_epoch
+from regsuite.train import Reporter, RunContext, instantiate, prepare, train_epoch
 
 CLASSES = 25
 CONFIGS = ("plain-nnlrn", "regsuite", "regsuite-nnlrn", "regsuite-aug")
-OPTIONAL = ("plain-fast",)
+OPTIONAL = ("plain-fast", "plain-fast-cl", "plain-fast-bf16")
 RATIOS = (
     ("regsuite-nnlrn", "plain-nnlrn", 0.95, "regsuite loop / plain loop, same model (nn.LocalResponseNorm)"),
     ("regsuite", "plain-nnlrn", 1.30, "regsuite custom_cnn (fast LRN) / plain loop with nn.LocalResponseNorm"),
@@ -95,15 +98,19 @@ class PlainLoop:
 
     deterministic = False
 
-    def __init__(self, dataset: SyntheticImages, lrn: str, args: argparse.Namespace, device: torch.device):
+    def __init__(self, dataset: SyntheticImages, lrn: str, args: argparse.Namespace, device: torch.device,
+                 channels_last: bool = False, bf16: bool = False):
         registry = get_registry()
         data = dataset.load()
         model_cls = registry.cls("model", "custom_cnn")
         torch.manual_seed(0)
         self.model = model_cls(model_cls.Params(lrn=lrn)).build(data.info).to(device)  # Normalize is its first layer
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=memory_format)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
-        self.inputs, self.targets = data.train.inputs.to(device), data.train.targets.to(device)
-        self.batch_size, self.device = args.batch_size, device
+        self.inputs = data.train.inputs.to(device).contiguous(memory_format=memory_format)
+        self.targets = data.train.targets.to(device)
+        self.batch_size, self.device, self.bf16 = args.batch_size, device, bf16
         self.generator = torch.Generator().manual_seed(0)
 
     def epoch(self) -> None:
@@ -111,7 +118,8 @@ class PlainLoop:
         order = torch.randperm(len(self.inputs), generator=self.generator).to(self.device)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            loss = F.cross_entropy(self.model(self.inputs[index]), self.targets[index])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss = F.cross_entropy(self.model(self.inputs[index]), self.targets[index])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -135,13 +143,12 @@ class RegsuiteLoop:
             "training": training_config(args),
             "seed": 0,
         }
-        instantiate = lambda kind, ref: registry.cls(kind, ref["name"])(registry.cls(kind, ref["name"]).Params.model_validate(ref["params"]))
         self.ctx = RunContext(
             config=config,
-            task=instantiate("task", config["task"]),
+            task=instantiate(registry, "task", config["task"]),
             dataset=dataset,
-            model_plugin=instantiate("model", config["model"]),
-            regularizers=[instantiate("regularizer", r) for r in regularizers],
+            model_plugin=instantiate(registry, "model", config["model"]),
+            regularizers=[instantiate(registry, "regularizer", r) for r in regularizers],
             device=device,
         )
         self.deterministic = args.deterministic
@@ -161,6 +168,10 @@ def build(name: str, dataset: SyntheticImages, args: argparse.Namespace, device:
         return PlainLoop(dataset, "torch", args, device)
     if name == "plain-fast":
         return PlainLoop(dataset, "fast", args, device)
+    if name == "plain-fast-cl":
+        return PlainLoop(dataset, "fast", args, device, channels_last=True)
+    if name == "plain-fast-bf16":
+        return PlainLoop(dataset, "fast", args, device, bf16=True)
     if name == "regsuite":
         return RegsuiteLoop(dataset, "fast", [], args, device)
     if name == "regsuite-nnlrn":
@@ -170,42 +181,74 @@ def build(name: str, dataset: SyntheticImages, args: argparse.Namespace, device:
     raise ValueError(name)
 
 
-def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+def measure(args: argparse.Namespace) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Images/s per configuration: by the wall clock, and per CPU-second of this process (the
+    latter is less disturbed by other processes on a shared machine)."""
     device = torch.device(args.device)
     dataset = SyntheticImages(args.images)
     loops = {name: build(name, dataset, args, device) for name in args.configs}
-    times: dict[str, list[float]] = {name: [] for name in loops}
+    wall: dict[str, list[float]] = {name: [] for name in loops}
+    cpu: dict[str, list[float]] = {name: [] for name in loops}
+    shuffle = random.Random(0).shuffle
     for round_ in range(args.warmup + args.repeats):
-        for name, loop in loops.items():
+        order = list(loops)
+        shuffle(order)  # no configuration always runs right after the same other one
+        for name in order:
+            loop = loops[name]
             set_global_flags(loop.deterministic)
             sync(device)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             loop.epoch()
-            elapsed = time.perf_counter() - started
+            elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
             if round_ >= args.warmup:
-                times[name].append(elapsed)
+                wall[name].append(args.images / elapsed)
+                cpu[name].append(args.images / elapsed_cpu)
             print(f"  round {round_ + 1}{' (warm-up)' if round_ < args.warmup else ''} {name:15s} "
                   f"{args.images / elapsed:8.1f} img/s", file=sys.stderr, flush=True)
-    return {name: [args.images / t for t in ts] for name, ts in times.items()}
+    if device.type == "cuda" and "regsuite" in loops:
+        count_host_syncs(loops["regsuite"])
+    return wall, cpu
 
 
-def report(speeds: dict[str, list[float]], args: argparse.Namespace) -> dict:
-    medians = {name: statistics.median(values) for name, values in speeds.items()}
-    print(f"\ncustom_cnn, {args.images} synthetic 3×64×64 uint8 images, batch {args.batch_size}, Adam, "
+def count_host_syncs(loop: "RegsuiteLoop") -> None:
+    """How often regsuite's epoch waits for the GPU (CUDA's sync debug mode warns each time)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            loop.epoch()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    batches = -(-len(loop.data.train) // loop.ctx.config["training"]["batch_size"])
+    print(f"  regsuite epoch: {len(caught)} host syncs in {batches} batches", file=sys.stderr)
+    for message in sorted({str(w.message).splitlines()[0] for w in caught})[:5]:
+        print(f"    {message}", file=sys.stderr)
+
+
+def report(wall: dict[str, list[float]], cpu: dict[str, list[float]], args: argparse.Namespace) -> dict:
+    medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    print(f"\ncustom_cnn, {args.images} synthetic 3×64×64 uint8 images per repeat, batch {args.batch_size}, Adam, "
           f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} repeats after {args.warmup} warm-up (median, min–max)")
-    for name, values in speeds.items():
-        print(f"  {name:15s} {medians[name]:9.1f} img/s   ({min(values):.1f}–{max(values):.1f})")
+          f"{args.repeats} repeats after {args.warmup} warm-up")
+    print(f"  {'':15s} {'img/s median':>12s}  {'(min–max)':>17s}  {'img per CPU-s':>13s}")
+    for name, values in wall.items():
+        spread = f"({min(values):.1f}–{max(values):.1f})"
+        print(f"  {name:15s} {medians[name]:12.1f}  {spread:>17s}  {cpu_medians[name]:13.1f}")
     ratios = {}
     print()
     for top, bottom, target, what in RATIOS:
         if top in medians and bottom in medians:
             ratio = medians[top] / medians[bottom]
-            ratios[f"{top}/{bottom}"] = ratio
+            cpu_ratio = cpu_medians[top] / cpu_medians[bottom]
+            ratios[f"{top}/{bottom}"] = {"wall": ratio, "cpu": cpu_ratio}
             verdict = "ok" if ratio >= target else "BELOW TARGET"
-            print(f"  {top} / {bottom} = {ratio:.3f}   (target ≥ {target:.2f}: {verdict})  {what}")
-    return {"images_per_s": speeds, "median": medians, "ratios": ratios,
-            "settings": {k: v for k, v in vars(args).items() if k != "json"}, "torch": torch.__version__}
+            print(f"  {top} / {bottom} = {ratio:.3f} (per CPU-s {cpu_ratio:.3f})   target ≥ {target:.2f}: {verdict}   {what}")
+    return {"images_per_s": wall, "images_per_cpu_s": cpu, "median": medians, "cpu_median": cpu_medians,
+            "ratios": ratios, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "torch": torch.__version__}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -218,6 +261,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="uncounted epochs per configuration first")
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help=f"comma-separated subset of {', '.join(CONFIGS + OPTIONAL)}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's). On a shared machine, 1 avoids OpenMP "
+                        "threads waiting for each other while another process holds a core")
     parser.add_argument("--deterministic", type=lambda s: s.lower() in ("1", "true", "yes"), default=True,
                         help="regsuite's training.deterministic (its default: true)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -231,7 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    result = report(measure(args), args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = report(*measure(args), args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

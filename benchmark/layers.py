@@ -47,14 +47,18 @@ def inverse_power(base: Tensor, beta: float) -> Tensor:
 
 
 class _LocalResponseNorm(torch.autograd.Function):
+    # Half-precision inputs (autocast) are computed in float32: prefix sums in bfloat16 would
+    # cancel away the window sums.
+
     @staticmethod
     def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
-        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        compute = torch.promote_types(x.dtype, torch.float32)
+        flat = x.reshape(x.shape[0], x.shape[1], -1).to(compute)
         denominator = window_sum(flat * flat, size // 2, (size - 1) // 2).mul_(alpha / size).add_(k)
         scale = inverse_power(denominator, beta)
         ctx.save_for_backward(flat, scale, denominator)
-        ctx.constants = (size, alpha, beta, x.shape)
-        return (flat * scale).view(x.shape)
+        ctx.constants = (size, alpha, beta, x.shape, x.dtype)
+        return (flat * scale).view(x.shape).to(x.dtype)
 
     @staticmethod
     @once_differentiable
@@ -63,11 +67,11 @@ class _LocalResponseNorm(torch.autograd.Function):
         # ∂L/∂x_j = g_j d_j^-β − 2βα/n · x_j · Σ_{c : j ∈ W(c)} g_c x_c d_c^(-β-1).
         # {c : j ∈ W(c)} is the window mirrored: size//2 and (size-1)//2 swap sides.
         flat, scale, denominator = ctx.saved_tensors
-        size, alpha, beta, shape = ctx.constants
-        grad_scaled = grad_out.reshape(flat.shape) * scale
+        size, alpha, beta, shape, dtype = ctx.constants
+        grad_scaled = grad_out.reshape(flat.shape).to(flat.dtype) * scale
         through_sum = window_sum(grad_scaled * flat / denominator, (size - 1) // 2, size // 2)
         grad_in = grad_scaled.sub_(through_sum.mul_(flat).mul_(2 * beta * alpha / size))
-        return grad_in.view(shape), None, None, None, None
+        return grad_in.view(shape).to(dtype), None, None, None, None
 
 
 def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:

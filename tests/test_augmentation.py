@@ -14,15 +14,17 @@ DRAWS = 1000
 SIDE = 32
 SIGNIFICANCE = 1e-3  # fixed seeds: deterministic; a real mismatch gives p-values far below this
 OFF = dict(hflip=False, vflip=False, brightness=0.0, contrast=None, saturation=None)
+# the tensor path runs on the CPU here; where a GPU is present, on the GPU too
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def augment_both(image: torch.Tensor, **params) -> dict[str, torch.Tensor]:
-    """DRAWS augmentations of one uint8 C×H×W image by each path, as floats in [0, 1]."""
-    batch = image.unsqueeze(0).repeat(DRAWS, 1, 1, 1)
+def augment_both(image: torch.Tensor, device: str = "cpu", **params) -> dict[str, torch.Tensor]:
+    """DRAWS augmentations of one uint8 C×H×W image by each path, as floats in [0, 1] on the CPU."""
     out = {}
-    for backend in ("albumentations", "torch"):
+    for backend, where in (("albumentations", "cpu"), ("torch", device)):
+        batch = Batch(image.unsqueeze(0).repeat(DRAWS, 1, 1, 1).to(where), torch.zeros(DRAWS, dtype=torch.long, device=where))
         aug = Augmentation(AugmentationParams(**{**OFF, **params, "backend": backend}))
-        result = aug.transform_batch(Batch(batch, torch.zeros(DRAWS, dtype=torch.long)), torch.Generator().manual_seed(7)).inputs
+        result = aug.transform_batch(batch, torch.Generator(device=where).manual_seed(7)).inputs.cpu()
         out[backend] = result.float() / 255 if result.dtype == torch.uint8 else result
     return out
 
@@ -41,9 +43,10 @@ def assert_same_distribution(a: torch.Tensor, b: torch.Tensor) -> None:
     assert stats.ks_2samp(a.numpy(), b.numpy()).pvalue > SIGNIFICANCE
 
 
-def test_flips_are_coin_flips_per_image_and_independent() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_flips_are_coin_flips_per_image_and_independent(device: str) -> None:
     image = torch.arange(3 * SIDE * SIDE).remainder(251).to(torch.uint8).view(3, SIDE, SIDE)
-    for backend, out in augment_both(image, hflip=True, vflip=True).items():
+    for backend, out in augment_both(image, device, hflip=True, vflip=True).items():
         expected = image.float() / 255
         horizontal = [torch.equal(o, expected.flip(-1)) or torch.equal(o, expected.flip(-1, -2)) for o in out]
         vertical = [torch.equal(o, expected.flip(-2)) or torch.equal(o, expected.flip(-1, -2)) for o in out]
@@ -52,18 +55,20 @@ def test_flips_are_coin_flips_per_image_and_independent() -> None:
         assert abs((h * v).mean() - 0.25) < 0.04, backend  # independent: both in about a quarter
 
 
-def test_brightness_adds_a_uniform_delta_up_to_max_delta() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_brightness_adds_a_uniform_delta_up_to_max_delta(device: str) -> None:
     image = torch.full((3, SIDE, SIDE), 128, dtype=torch.uint8)
-    deltas = {backend: (out - 128 / 255).mean(dim=(1, 2, 3)) for backend, out in augment_both(image, brightness=0.4).items()}
+    deltas = {backend: (out - 128 / 255).mean(dim=(1, 2, 3)) for backend, out in augment_both(image, device, brightness=0.4).items()}
     for samples in deltas.values():
         assert_uniform(samples, -0.4, 0.4)
     assert_same_distribution(deltas["albumentations"], deltas["torch"])
 
 
-def test_contrast_scales_around_the_mean_by_a_uniform_factor() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_contrast_scales_around_the_mean_by_a_uniform_factor(device: str) -> None:
     image = gray_ramp(60, 190)
     spread = (image.float() / 255).std()
-    outs = augment_both(image, contrast=(0.8, 1.2))
+    outs = augment_both(image, device, contrast=(0.8, 1.2))
     factors = {backend: out.flatten(1).std(dim=1) / spread for backend, out in outs.items()}
     for backend, out in outs.items():
         torch.testing.assert_close(out.mean(dim=(1, 2, 3)), torch.full((DRAWS,), image.float().mean() / 255), atol=3e-3, rtol=0)
@@ -71,20 +76,22 @@ def test_contrast_scales_around_the_mean_by_a_uniform_factor() -> None:
     assert_same_distribution(factors["albumentations"], factors["torch"])
 
 
-def test_saturation_scales_colour_differences_by_a_uniform_factor() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_saturation_scales_colour_differences_by_a_uniform_factor(device: str) -> None:
     red = torch.linspace(120, 180, SIDE * SIDE).view(SIDE, SIDE)
     image = torch.stack([red, torch.full_like(red, 100), red - 90]).round().to(torch.uint8)
     difference = ((image[0].float() - image[2].float()) / 255).mean()
     factors = {backend: (out[:, 0] - out[:, 2]).mean(dim=(1, 2)) / difference
-               for backend, out in augment_both(image, saturation=(0.7, 1.3)).items()}
+               for backend, out in augment_both(image, device, saturation=(0.7, 1.3)).items()}
     for samples in factors.values():
         assert_uniform(samples, 0.7, 1.3)
     assert_same_distribution(factors["albumentations"], factors["torch"])
 
 
-def test_all_five_together_give_the_same_image_statistics() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_all_five_together_give_the_same_image_statistics(device: str) -> None:
     texture = torch.randint(30, 220, (3, SIDE, SIDE), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
-    outs = augment_both(texture, hflip=True, vflip=True, brightness=0.4, contrast=(0.8, 1.2), saturation=(0.7, 1.3))
+    outs = augment_both(texture, device, hflip=True, vflip=True, brightness=0.4, contrast=(0.8, 1.2), saturation=(0.7, 1.3))
     for statistic in (lambda x: x.mean(dim=(1, 2, 3)), lambda x: x.flatten(1).std(dim=1),
                       lambda x: (x[:, 0] - x[:, 2]).mean(dim=(1, 2)), lambda x: x[:, :, :, : SIDE // 2].mean(dim=(1, 2, 3))):
         assert_same_distribution(statistic(outs["albumentations"]), statistic(outs["torch"]))

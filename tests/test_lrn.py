@@ -81,8 +81,31 @@ def test_from_tf_matches_tensorflows_formula() -> None:
     assert_close(layer(x), tensorflow)
 
 
+def test_half_precision_is_computed_in_float32() -> None:
+    x = (torch.relu(torch.randn(2, 192, 3, 3, generator=torch.Generator().manual_seed(0))) * 300).requires_grad_(True)
+    reference = nn.LocalResponseNorm(11, alpha=1.1e-3, beta=0.75, k=2.0)(x)
+    half = LocalResponseNorm(11, alpha=1.1e-3, beta=0.75, k=2.0)(x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), reference, rtol=1e-2, atol=1e-2)
+    half.float().sum().backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+
+
 def test_empty_and_low_rank_inputs() -> None:
     empty = torch.empty(0, 4, 2, 2)
     assert LocalResponseNorm(3)(empty).shape == empty.shape
     with pytest.raises(ValueError, match="3 or more dimensions"):
         LocalResponseNorm(3)(torch.ones(2, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_same_values_and_gradients_on_cuda() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 19, 5, 5, generator=generator, dtype=torch.float64) * 4).cuda()
+    grad_out = torch.randn(x.shape, generator=generator, dtype=torch.float64).cuda()
+    for size in (4, 11):
+        args = dict(size=size, alpha=0.05, beta=0.75, k=2.0)
+        expected = values_and_grads(nn.LocalResponseNorm(**args), x, grad_out)
+        actual = values_and_grads(LocalResponseNorm(**args), x, grad_out)
+        assert_close(actual[0], expected[0])
+        assert_close(actual[1], expected[1])
