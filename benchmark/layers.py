@@ -1,5 +1,7 @@
 """Layers that plugins share.
 
+:class:`Resize` scales images inside a model (to the size the architecture was built for).
+
 :class:`LocalResponseNorm` computes exactly the function of ``torch.nn.LocalResponseNorm``::
 
     b_c = a_c · (k + alpha/size · Σ_{c' = c - size//2}^{c + (size-1)//2} a_{c'}²)^(-beta)
@@ -103,3 +105,19 @@ class LocalResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class Resize(nn.Module):
+    """Scale N×C×H×W images to size×size (bilinear); images of that size pass unchanged."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"

@@ -21,7 +21,7 @@ def build(**params) -> nn.Sequential:
     return CustomCNN(CustomCNNParams(**params)).build(INFO)
 
 
-def macs_per_image(model: nn.Module, side: int = 64) -> int:
+def macs_per_image(model: nn.Module, side: int = 64, channels: int = 3) -> int:
     """Multiply-accumulates of one forward pass through the conv and dense layers."""
     total = 0
 
@@ -34,7 +34,7 @@ def macs_per_image(model: nn.Module, side: int = 64) -> int:
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, side, side, dtype=torch.uint8))
+        model.eval()(torch.zeros(1, channels, side, side, dtype=torch.uint8))
     for hook in hooks:
         hook.remove()
     return total
@@ -93,11 +93,16 @@ def test_keras_init_and_torch_init() -> None:
     assert any(m.bias.abs().sum() > 0 for m in torch_init if isinstance(m, nn.Conv2d))
 
 
-def test_too_small_images_are_a_clear_error() -> None:
+def test_small_images_are_a_clear_error_or_scaled_up() -> None:
     assert min_input_side(4) == 63 and min_input_side(1) == 21
     small = DataInfo(num_classes=10, input_shape=(1, 8, 8), extras={"mean": [0.5], "std": [0.2]})
-    with pytest.raises(RegsuiteError, match="at least 63 pixels"):
+    with pytest.raises(RegsuiteError, match="at least 63 pixels") as error:
         CustomCNN(CustomCNNParams()).build(small)
+    assert "resize = 64" in str(error.value)
+    model = CustomCNN(CustomCNNParams(resize=64)).build(small)
+    assert model(torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)).shape == (2, 10)
+    assert macs_per_image(model, side=8, channels=1) == macs_per_image(CustomCNN(CustomCNNParams()).build(
+        DataInfo(num_classes=10, input_shape=(1, 64, 64), extras={"mean": [0.5], "std": [0.2]})), channels=1)
 
 
 def test_dropout_and_maxdropout_fill_both_dense_slots() -> None:

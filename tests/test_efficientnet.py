@@ -63,10 +63,13 @@ def test_stochastic_depth_is_a_parameter() -> None:
     assert max(m.p for m in build(resize=None).modules() if isinstance(m, StochasticDepth)) > 0
 
 
-def test_needs_rgb_images() -> None:
-    gray = DataInfo(num_classes=3, input_shape=(1, 64, 64), extras={"mean": [0.5], "std": [0.2]})
-    with pytest.raises(RegsuiteError, match="3-channel"):
-        EfficientNetB0(EfficientNetB0Params()).build(gray)
+def test_grayscale_becomes_rgb_and_other_channel_counts_are_an_error() -> None:
+    gray = DataInfo(num_classes=3, input_shape=(1, 16, 16), extras={"mean": [0.5], "std": [0.2]})
+    model = EfficientNetB0(EfficientNetB0Params(resize=None)).build(gray)
+    assert model.eval()(torch.randint(0, 256, (2, 1, 16, 16), dtype=torch.uint8)).shape == (2, 3)
+    two = DataInfo(num_classes=3, input_shape=(2, 16, 16), extras={"mean": [0.5] * 2, "std": [0.2] * 2})
+    with pytest.raises(RegsuiteError, match="RGB or grayscale"):
+        EfficientNetB0(EfficientNetB0Params()).build(two)
 
 
 def test_pretrained_offline_is_a_clear_error(tmp_path, monkeypatch) -> None:

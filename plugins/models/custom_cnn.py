@@ -21,6 +21,8 @@ which in PyTorch's convention are size 11, alpha 1.1e-3 (PyTorch divides alpha b
 beta 0.75, k 2. ``lrn = "fast"`` computes that same function with
 :class:`regsuite.layers.LocalResponseNorm`; ``lrn = "torch"`` uses ``nn.LocalResponseNorm``.
 
+``resize`` scales smaller images up inside the model (the feature maps above assume 64×64).
+
 Weights start as Keras would start them (``init = "keras"``: Glorot-uniform kernels, zero
 biases), since the study trained with Keras; ``init = "torch"`` keeps PyTorch's defaults.
 The output is logits; the task's cross-entropy applies the softmax.
@@ -35,7 +37,7 @@ from torch import nn
 from regsuite import hookimpl
 from regsuite.api import DataInfo, Model, Normalize, Params, Slot
 from regsuite.errors import RegsuiteError
-from regsuite.layers import LocalResponseNorm
+from regsuite.layers import LocalResponseNorm, Resize
 
 # TensorFlow local_response_normalization(depth_radius=5, bias=2.0, alpha=1e-4, beta=0.75)
 TF_LRN = {"depth_radius": 5, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}
@@ -51,6 +53,7 @@ class CustomCNNParams(Params):
     conv1_stride: int = Field(4, ge=1, le=11, description="stride of the 11×11 conv1 (1 costs ~17× the FLOPs)")
     lrn: Literal["fast", "torch"] = Field("fast", description="LRN implementation: regsuite's (same function, faster) or nn.LocalResponseNorm")
     init: Literal["keras", "torch"] = Field("keras", description="weight init: Glorot-uniform + zero bias (as the study's Keras), or PyTorch's default")
+    resize: int | None = Field(None, ge=8, le=1024, description="scale inputs to resize×resize inside the model (for images smaller than it needs); unset = keep")
 
 
 class CustomCNN(Model):
@@ -61,29 +64,38 @@ class CustomCNN(Model):
     slots = frozenset({"dropout"})
     Params = CustomCNNParams
 
+    @classmethod
+    def smoke_params(cls, workdir) -> dict:
+        return {"resize": 64}  # smoke tests may use small images; 64×64 is Tiny ImageNet's size
+
     def build(self, info: DataInfo) -> nn.Module:
         channels, height, width = info.input_shape
-        side = feature_side(min(height, width), self.params.conv1_stride)
-        features = feature_side(height, self.params.conv1_stride) * feature_side(width, self.params.conv1_stride)
-        if side < 1:
+        if self.params.resize is not None:
+            height = width = self.params.resize
+        conv1_stride = self.params.conv1_stride
+        if feature_side(min(height, width), conv1_stride) < 1:
+            smallest = min_input_side(conv1_stride)
             raise RegsuiteError(
                 f"custom_cnn needs larger images than {height}×{width}: its feature maps shrink to nothing",
-                hint=f"use images of at least {min_input_side(self.params.conv1_stride)} pixels a side "
-                "(Tiny ImageNet's 64×64 works) or a smaller conv1_stride",
+                hint=f"use images of at least {smallest} pixels a side (Tiny ImageNet's 64×64 works), "
+                f"or set resize = {max(smallest, 64)} to scale them up inside the model",
             )
         layers: list[nn.Module] = [Normalize(info.extras["mean"], info.extras["std"])]
+        if self.params.resize is not None:
+            layers.append(Resize(self.params.resize))
         in_channels = channels
         for index, (filters, kernel, padding) in enumerate(CONVS):
-            stride = self.params.conv1_stride if index == 0 else 1
+            stride = conv1_stride if index == 0 else 1
             layers += [nn.Conv2d(in_channels, filters, kernel, stride=stride, padding=padding), nn.ReLU(inplace=True)]
             if index in LRN_AFTER:
                 layers.append(self.make_lrn())
             if index in POOL_AFTER:
                 layers.append(nn.MaxPool2d(POOL_KERNEL, POOL_STRIDE))
             in_channels = filters
+        flat = in_channels * feature_side(height, conv1_stride) * feature_side(width, conv1_stride)
         layers += [
             nn.Flatten(),
-            nn.Linear(in_channels * features, DENSE), nn.ReLU(inplace=True), Slot("dropout"),
+            nn.Linear(flat, DENSE), nn.ReLU(inplace=True), Slot("dropout"),
             nn.Linear(DENSE, DENSE), nn.ReLU(inplace=True), Slot("dropout"),
             nn.Linear(DENSE, info.num_classes),
         ]

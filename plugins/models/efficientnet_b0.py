@@ -1,8 +1,9 @@
 """torchvision's EfficientNet-B0, the study's first model (DESIGN.md §1).
 
-Inputs are normalized (uint8 accepted) and, with ``resize = 224``, scaled up bilinearly
-inside the model from 64×64 to the 224×224 EfficientNet was built for, as the study did;
-``resize`` unset keeps the input size (about 12× cheaper at 64×64). ``pretrained = true``
+Inputs are normalized (uint8 accepted; grayscale becomes three equal channels) and, with
+``resize = 224``, scaled up bilinearly inside the model from 64×64 to the 224×224
+EfficientNet was built for, as the study did; ``resize`` unset keeps the input size (about
+12× cheaper at 64×64). ``pretrained = true``
 starts from torchvision's ImageNet weights (downloaded once into torch's hub cache; the
 inputs are then normalized with ImageNet's mean and std) and replaces the classifier's
 linear layer with a fresh one sized to the dataset's classes.
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from regsuite import hookimpl
 from regsuite.api import DataInfo, Model, Normalize, Params, Slot
 from regsuite.errors import RegsuiteError
+from regsuite.layers import Resize
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -60,18 +62,11 @@ class BuiltinDropoutSlot(Slot):
         return f"kind={self.kind!r}, builtin p={self.p}"
 
 
-class Resize(nn.Module):
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
+class GrayToRGB(nn.Module):
+    """One-channel images as three equal channels (what the RGB stem expects)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-2:] == (self.size, self.size):
-            return x
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
+        return x.expand(-1, 3, -1, -1)
 
 
 class EfficientNetB0(Model):
@@ -90,9 +85,10 @@ class EfficientNetB0(Model):
         from torchvision.models import efficientnet_b0
 
         p = self.params
-        if info.input_shape[0] != 3:
+        channels = info.input_shape[0]
+        if channels not in (1, 3):
             raise RegsuiteError(
-                f"efficientnet_b0 takes 3-channel images, but the dataset has {info.input_shape[0]} channel(s)",
+                f"efficientnet_b0 takes RGB or grayscale images, but the dataset has {channels} channels",
                 hint="use an RGB dataset such as tiny_imagenet, or a model for other inputs (small_cnn)",
             )
         net = efficientnet_b0(weights=None, num_classes=1000 if p.pretrained else info.num_classes,
@@ -101,8 +97,15 @@ class EfficientNetB0(Model):
             net.load_state_dict(pretrained_state_dict())
             net.classifier[1] = nn.Linear(net.classifier[1].in_features, info.num_classes)
         net.classifier[0] = BuiltinDropoutSlot(p.builtin_dropout)
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if p.pretrained else (info.extras["mean"], info.extras["std"])
-        layers: list[nn.Module] = [Normalize(mean, std)]
+        layers: list[nn.Module] = []
+        if p.pretrained:
+            if channels == 1:
+                layers.append(GrayToRGB())
+            layers.append(Normalize(IMAGENET_MEAN, IMAGENET_STD))
+        else:
+            layers.append(Normalize(info.extras["mean"], info.extras["std"]))
+            if channels == 1:
+                layers.append(GrayToRGB())
         if p.resize is not None:
             layers.append(Resize(p.resize))
         return nn.Sequential(*layers, net)

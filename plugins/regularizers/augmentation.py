@@ -176,8 +176,10 @@ def augment_tensor(images: Tensor, p: AugmentationParams, generator: torch.Gener
 def grayscale(x: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x.clone()
-    weights = torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
+    # Python-number weights: a weight tensor made on the host would be copied to the GPU and
+    # wait for it, every batch.
+    red, green, blue = GRAY_WEIGHTS
+    return (x[:, 0:1] * red).add_(x[:, 1:2], alpha=green).add_(x[:, 2:3], alpha=blue)
 
 
 @hookimpl
