@@ -23,6 +23,11 @@ class Digits(Dataset):
     task = "image_classification"
     Params = DigitsParams
 
+    @classmethod
+    def smoke_params(cls, workdir) -> dict:
+        # smoke tests pair datasets with any model, 64×64 ones too: keep them to seconds
+        return {"train_limit": 40, "val_fraction": 0.05}
+
     def load(self) -> Data:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

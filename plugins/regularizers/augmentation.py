@@ -1,23 +1,35 @@
 """Data augmentation: the study's five transforms, drawn per image.
 
-The study used TensorFlow's ops on images in [0, 1]; each maps to albumentations:
+The study used TensorFlow's ops on images in [0, 1]; each maps to the closest albumentations
+transform (the CPU path, on uint8 images):
 
-========================  ==========================================  =====================================
-study (TensorFlow)        albumentations (CPU path)                   difference
-========================  ==========================================  =====================================
-random_flip_left_right    HorizontalFlip(p=0.5)                       none
-random_flip_up_down       VerticalFlip(p=0.5)                         none
-random_brightness(0.4)    RandomBrightnessContrast(brightness_limit=  result clipped to [0, 1] (TF does
-                          0.4, contrast_limit=0, brightness_by_max)   not clip)
-random_contrast(.8, 1.2)  ColorJitter(contrast=(0.8, 1.2))            centred on the grayscale mean of the
-                                                                      image, not each channel's mean; clipped
-random_saturation(.7,1.3) ColorJitter(saturation=(0.7, 1.3))          blends with the grayscale image
-                                                                      instead of scaling HSV saturation; clipped
-========================  ==========================================  =====================================
+=========================  ==========================================  ===========================================
+study (TensorFlow)         albumentations (CPU path)                   difference from TensorFlow
+=========================  ==========================================  ===========================================
+random_flip_left_right     HorizontalFlip(p=0.5)                       none
+random_flip_up_down        VerticalFlip(p=0.5)                         none
+random_brightness(0.4):    RandomBrightnessContrast(brightness_limit=  clipped to [0, 1]
+x + δ, δ ~ U[-0.4, 0.4)    0.4, contrast_limit=0,
+                           brightness_by_max=True)
+random_contrast(0.8, 1.2): ColorJitter(contrast=(0.8, 1.2))            centred on the mean of the image's grayscale
+(x - mean_c)·f + mean_c,                                               (one mean for all channels), not each
+f ~ U[0.8, 1.2)                                                        channel's own mean; clipped
+random_saturation(0.7,     ColorJitter(saturation=(0.7, 1.3))          blends with the grayscale image,
+1.3): HSV S · f                                                        x·f + gray·(1 − f), instead of scaling the
+                                                                       HSV saturation (hue and value move a little);
+                                                                       clipped
+=========================  ==========================================  ===========================================
 
-On a GPU the same formulas run on the whole batch with one random draw per image (masks
-and broadcast factors), in the same order; torchvision's v2 batch transforms are not used
-because they draw one parameter per batch. On one-channel images saturation does nothing.
+They run in this order, each with its own random stream. The uint8 path also rounds to
+whole levels after every step. TensorFlow does not clip; here every step clips to [0, 1],
+as any uint8 pipeline must (the torch path clips too, so that both draw from the same
+distribution).
+
+On a GPU (``backend = "auto"`` with data on the GPU, or ``backend = "torch"`` anywhere) the
+same formulas run on the whole batch as tensor ops with one random draw per image (masks
+and broadcast factors): training never waits for the CPU. torchvision's v2 batch transforms
+are not used, because they draw one parameter per batch. On one-channel images saturation
+does nothing.
 
 ``mode = "online"`` draws fresh augmentations for every batch of every epoch.
 ``mode = "double"`` is the study's "effectively doubled" dataset: before training, one
@@ -26,30 +38,38 @@ so each epoch sees the originals plus that copy.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import albumentations as A
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 from regsuite import hookimpl
 from regsuite.api import Batch, Params, Regularizer, Split
 
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as albumentations' and PIL's grayscale
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as OpenCV's (and so albumentations') grayscale
+SEED_LIMIT = 2**31 - 1
 
 
 class AugmentationParams(Params):
     mode: Literal["online", "double"] = Field("online", description="fresh draws each batch, or one augmented copy appended")
-    hflip: bool = Field(True, description="left-right flip with probability 0.5")
-    vflip: bool = Field(True, description="up-down flip with probability 0.5")
+    hflip: float = Field(0.5, ge=0, le=1, description="probability of a left-right flip (true = 0.5, false = off)")
+    vflip: float = Field(0.5, ge=0, le=1, description="probability of an up-down flip (true = 0.5, false = off)")
     brightness: float = Field(0.4, ge=0, le=1, description="max_delta: add δ ~ U[-max_delta, max_delta] (0 = off)")
     contrast: tuple[float, float] | None = Field((0.8, 1.2), description="contrast factor range (lower, upper); none = off")
     saturation: tuple[float, float] | None = Field((0.7, 1.3), description="saturation factor range (lower, upper); none = off")
     backend: Literal["auto", "albumentations", "torch"] = Field(
-        "auto", description="auto: albumentations on CPU, per-image torch ops on a GPU"
+        "auto", description="auto: albumentations on CPU data, per-image torch ops on GPU data"
     )
+
+    @field_validator("hflip", "vflip", mode="before")
+    @classmethod
+    def flip_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # true means the study's coin flip, not "always"
+            return 0.5 if value else 0.0
+        return value
 
     @model_validator(mode="after")
     def ranges_ordered(self) -> "AugmentationParams":
@@ -69,23 +89,7 @@ class Augmentation(Regularizer):
 
     def __init__(self, params: AugmentationParams | None = None):
         super().__init__(params)
-        self.pipeline = A.Compose(self.albumentations_transforms())
-
-    def albumentations_transforms(self) -> list[A.BasicTransform]:
-        p = self.params
-        transforms: list[A.BasicTransform] = []
-        if p.hflip:
-            transforms.append(A.HorizontalFlip(p=0.5))
-        if p.vflip:
-            transforms.append(A.VerticalFlip(p=0.5))
-        if p.brightness > 0:
-            transforms.append(A.RandomBrightnessContrast(brightness_limit=p.brightness, contrast_limit=0, brightness_by_max=True, p=1))
-        # Separate ColorJitters keep the order fixed (one ColorJitter shuffles its operations).
-        if p.contrast is not None:
-            transforms.append(A.ColorJitter(brightness=0, contrast=p.contrast, saturation=0, hue=0, p=1))
-        if p.saturation is not None:
-            transforms.append(A.ColorJitter(brightness=0, contrast=0, saturation=p.saturation, hue=0, p=1))
-        return transforms
+        self.transforms = albumentations_transforms(self.params)
 
     # ------------------------------------------------------------------ hooks
 
@@ -110,45 +114,72 @@ class Augmentation(Regularizer):
 
     def augment_uint8(self, images: Tensor, generator: torch.Generator) -> Tensor:
         """albumentations, one image at a time, on uint8 N×C×H×W (CPU)."""
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-        self.pipeline.set_random_seed(seed)
+        # One seed per transform: seeded alike, two transforms would draw the same numbers
+        # (every left-right flip would come with an up-down flip).
+        seeds = torch.randint(0, SEED_LIMIT, (len(self.transforms),), generator=generator, device=generator.device)
+        for transform, seed in zip(self.transforms, seeds.tolist()):
+            transform.set_random_seed(seed)
         source = images.cpu().permute(0, 2, 3, 1).numpy()
         out = np.empty_like(source)
-        for i in range(len(source)):
-            out[i] = self.pipeline(image=source[i])["image"].reshape(source[i].shape)
+        for i, image in enumerate(source):
+            for transform in self.transforms:
+                image = transform(image=image)["image"]
+            out[i] = image.reshape(out[i].shape)  # grayscale comes back H×W
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(images.device)
 
 
+def albumentations_transforms(p: AugmentationParams) -> list[A.BasicTransform]:
+    transforms: list[A.BasicTransform] = []
+    if p.hflip > 0:
+        transforms.append(A.HorizontalFlip(p=p.hflip))
+    if p.vflip > 0:
+        transforms.append(A.VerticalFlip(p=p.vflip))
+    if p.brightness > 0:
+        transforms.append(A.RandomBrightnessContrast(brightness_limit=p.brightness, contrast_limit=0, brightness_by_max=True, p=1))
+    # One ColorJitter per factor: a single one would apply them in a random order.
+    if p.contrast is not None:
+        transforms.append(A.ColorJitter(brightness=0, contrast=p.contrast, saturation=0, hue=0, p=1))
+    if p.saturation is not None:
+        transforms.append(A.ColorJitter(brightness=0, contrast=0, saturation=p.saturation, hue=0, p=1))
+    return transforms
+
+
 def augment_tensor(images: Tensor, p: AugmentationParams, generator: torch.Generator) -> Tensor:
-    """The same transforms as the albumentations path, batched: one draw per image."""
-    x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+    """The albumentations path's transforms as batched tensor ops: one draw per image.
+
+    Returns float images in [0, 1] (models normalize uint8 or float alike). The photometric
+    steps work in place (on a CPU, fresh buffers cost more than the arithmetic).
+    """
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float().clone()
     n = x.shape[0]
 
     def uniform(low: float, high: float) -> Tensor:
         u = torch.rand(n, generator=generator, device=x.device)
-        return (low + (high - low) * u).view(n, 1, 1, 1)
+        return u.mul_(high - low).add_(low).view(n, 1, 1, 1)
 
-    if p.hflip:
-        x = torch.where(uniform(0, 1) < 0.5, x.flip(-1), x)
-    if p.vflip:
-        x = torch.where(uniform(0, 1) < 0.5, x.flip(-2), x)
+    if p.hflip > 0:  # torch.where, not indexing: choosing rows by a mask would sync with the GPU
+        x = torch.where(uniform(0, 1) < p.hflip, x.flip(-1), x)
+    if p.vflip > 0:
+        x = torch.where(uniform(0, 1) < p.vflip, x.flip(-2), x)
     if p.brightness > 0:
-        x = (x + uniform(-p.brightness, p.brightness)).clamp_(0, 1)
+        x.add_(uniform(-p.brightness, p.brightness)).clamp_(0, 1)
     if p.contrast is not None:
         mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-        x = ((x - mean) * uniform(*p.contrast) + mean).clamp_(0, 1)
+        x.sub_(mean).mul_(uniform(*p.contrast)).add_(mean).clamp_(0, 1)
     if p.saturation is not None and x.shape[1] == 3:
-        gray = grayscale(x)
         factor = uniform(*p.saturation)
-        x = (x * factor + gray * (1 - factor)).clamp_(0, 1)
+        gray = grayscale(x).mul_(1 - factor)
+        x.mul_(factor).add_(gray).clamp_(0, 1)
     return x
 
 
 def grayscale(x: Tensor) -> Tensor:
     if x.shape[1] == 1:
-        return x
-    weights = torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
+        return x.clone()
+    # Python-number weights: a weight tensor made on the host would be copied to the GPU and
+    # wait for it, every batch.
+    red, green, blue = GRAY_WEIGHTS
+    return (x[:, 0:1] * red).add_(x[:, 1:2], alpha=green).add_(x[:, 2:3], alpha=blue)
 
 
 @hookimpl

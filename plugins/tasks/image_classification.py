@@ -19,7 +19,8 @@ class ImageClassification(Task):
         return F.cross_entropy(outputs, batch.targets)
 
     def measure(self, outputs: Tensor, batch: Batch) -> dict[str, tuple[Tensor, Tensor]]:
-        count = torch.tensor(len(batch.targets), device=outputs.device)
+        # torch.full, not torch.tensor: copying a host value to a GPU would wait for the GPU
+        count = torch.full((), len(batch.targets), device=outputs.device)
         loss_sum = F.cross_entropy(outputs, batch.targets, reduction="sum")
         correct = (outputs.argmax(dim=1) == batch.targets).sum()
         return {"loss": (loss_sum, count), "accuracy": (correct, count)}
