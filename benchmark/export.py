@@ -101,7 +101,9 @@ def reproduce_command(name: str, stored: dict[str, Any]) -> str | None:
         current = json.loads(load_spec(path).model_dump_json())
     except RegsuiteError:
         return None
-    overrides = differences(current, stored, [])
+    # How runs were executed never changes their results, so it is not compared.
+    current.pop("execution", None)
+    overrides = differences(current, {k: v for k, v in stored.items() if k != "execution"}, [])
     if overrides is None:
         return None
     sets = [f"--set {shlex.quote(f'{key}={value}')}" for key, value in overrides]
