@@ -14,7 +14,7 @@ One run times, on the same synthetic uint8 data (N×3×64×64, 25 classes), mode
   plain-fast-bf16 (optional) … and bfloat16 autocast (does mixed precision pay on this device?)
   regsuite-stride1 (optional) regsuite's loop, custom CNN with conv1 stride 1 (the cost of stride 1)
 
-and prints images/s (median over repeats) and the ratios the issue asks for:
+and prints images/s (median and best of the repeats) and the ratios the issue asks for:
 
   regsuite-nnlrn / plain-nnlrn   ≥ 0.95   the harness costs no more than a few percent
   regsuite / plain-nnlrn         ≥ 1.30   regsuite's custom_cnn reaches Keras' speed
@@ -235,25 +235,30 @@ def count_host_syncs(name: str, loop: "RegsuiteLoop") -> None:
 
 
 def report(wall: dict[str, list[float]], cpu: dict[str, list[float]], args: argparse.Namespace) -> dict:
+    """Medians, and the best repeat: on a shared machine the best is the undisturbed one (as
+    timeit takes the minimum time); the ratios are given for both."""
     medians = {name: statistics.median(values) for name, values in wall.items()}
+    best = {name: max(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     print(f"\ncustom_cnn, {args.images} synthetic 3×64×64 uint8 images per repeat, batch {args.batch_size}, Adam, "
           f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.repeats} repeats after {args.warmup} warm-up")
-    print(f"  {'':15s} {'img/s median':>12s}  {'(min–max)':>17s}  {'img per CPU-s':>13s}")
+    print(f"  {'images/s':15s} {'median':>8s} {'best':>8s} {'worst':>8s}  {'per CPU-s (median)':>18s}")
     for name, values in wall.items():
-        spread = f"({min(values):.1f}–{max(values):.1f})"
-        print(f"  {name:15s} {medians[name]:12.1f}  {spread:>17s}  {cpu_medians[name]:13.1f}")
+        print(f"  {name:15s} {medians[name]:8.1f} {best[name]:8.1f} {min(values):8.1f}  {cpu_medians[name]:18.1f}")
     ratios = {}
     print()
     for top, bottom, target, what in RATIOS:
         if top in medians and bottom in medians:
-            ratio = medians[top] / medians[bottom]
-            cpu_ratio = cpu_medians[top] / cpu_medians[bottom]
-            ratios[f"{top}/{bottom}"] = {"wall": ratio, "cpu": cpu_ratio}
-            verdict = f"target ≥ {target:.2f}: " + ("ok" if ratio >= target else "BELOW TARGET") if target else ""
-            print(f"  {top} / {bottom} = {ratio:.3f} (per CPU-s {cpu_ratio:.3f})   {verdict}   {what}")
-    return {"images_per_s": wall, "images_per_cpu_s": cpu, "median": medians, "cpu_median": cpu_medians,
+            found = {"median": medians[top] / medians[bottom], "best": best[top] / best[bottom],
+                     "cpu": cpu_medians[top] / cpu_medians[bottom]}
+            ratios[f"{top}/{bottom}"] = found
+            verdict = ""
+            if target:
+                verdict = f"target ≥ {target:.2f}: " + ("ok" if min(found["median"], found["best"]) >= target else "BELOW")
+            print(f"  {top} / {bottom}: median {found['median']:.3f}, best {found['best']:.3f}, per CPU-s "
+                  f"{found['cpu']:.3f}   {verdict}   ({what})")
+    return {"images_per_s": wall, "images_per_cpu_s": cpu, "median": medians, "best": best, "cpu_median": cpu_medians,
             "ratios": ratios, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "torch": torch.__version__}
 
