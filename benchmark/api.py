@@ -46,10 +46,42 @@ class Params(BaseModel):
 NOT_IN_RUN_KEY = {"run_key": False}
 
 
+#: Mark a parameter added after runs were published: while it holds its default it is left
+#: out of the run's hash, so runs made before it existed keep their ids; any other value is
+#: part of the hash. ``Field(1.0, json_schema_extra=KEYED_UNLESS_DEFAULT)``.
+KEYED_UNLESS_DEFAULT = {"run_key": "unless-default"}
+
+
 def run_key_fields(params: type[BaseModel]) -> set[str]:
-    """The parameters of ``params`` that identify a run (all but the NOT_IN_RUN_KEY ones)."""
-    return {name for name, f in params.model_fields.items()
-            if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("run_key") is False)}
+    """The parameters of ``params`` that may identify a run (all but the NOT_IN_RUN_KEY ones)."""
+    return {name for name, f in params.model_fields.items() if key_rule(f) is not False}
+
+
+def key_rule(field_info: Any) -> Any:
+    extra = field_info.json_schema_extra
+    return extra.get("run_key", True) if isinstance(extra, dict) else True
+
+
+def run_key_params(params: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """The part of resolved ``values`` that goes into the run's hash (see the two markers)."""
+    keyed = {}
+    for name, value in values.items():
+        f = params.model_fields.get(name)
+        rule = key_rule(f) if f is not None else True
+        if rule is False:
+            continue
+        if rule == "unless-default" and value == jsonable_default(f):
+            continue
+        keyed[name] = value
+    return keyed
+
+
+def jsonable_default(field_info: Any) -> Any:
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.loads(json.dumps(to_jsonable_python(field_info.get_default(call_default_factory=True))))
 
 
 class NoParams(Params):
@@ -119,6 +151,23 @@ class Data:
     test: Split | None = None
 
 
+def data_fingerprint(data: Data) -> str:
+    """A content hash of loaded data: every split's tensors (dtype, shape, bytes) and the
+    number of classes. Paths play no part: the same data anywhere has the same fingerprint."""
+    import hashlib
+
+    digest = hashlib.sha256(f"regsuite-data-v1\0{data.info.num_classes}\0".encode())
+    for name in ("train", "val", "test"):
+        split = getattr(data, name)
+        if split is None:
+            continue
+        for tensor in (split.inputs, split.targets):
+            flat = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}\0{flat.dtype}\0{tuple(flat.shape)}\0".encode())
+            digest.update(flat.reshape(-1).view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return digest.hexdigest()[:32]
+
+
 @dataclass
 class Batch:
     """A training or evaluation batch on the training device.
@@ -131,6 +180,9 @@ class Batch:
     inputs: Tensor
     targets: Tensor
     extras: dict[str, Any] = field(default_factory=dict)
+    #: In training, each sample's position in the training split (after every
+    #: ``transform_dataset``), on the device; ``None`` in evaluation.
+    index: Tensor | None = None
 
     def replace(self, **changes: Any) -> "Batch":
         return replace(self, **changes)
@@ -182,6 +234,14 @@ class Dataset(Plugin):
 
     def load(self) -> Data:
         raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """``data_fingerprint(self.load())``: the identity of the data, part of every run's
+        key, so that other data under the same parameters (another archive at ``root``) is
+        another run. Called once per dataset before a grid trains; every run checks it against
+        the data it loads. Override it only with a cheaper way to the same value (a hash
+        stored in a decode cache, say)."""
+        return data_fingerprint(self.load())
 
     @classmethod
     def download(cls, directory: Path | None = None) -> list[str]:

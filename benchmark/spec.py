@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from regsuite import __version__
-from regsuite.api import run_key_fields
+from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
 from regsuite.errors import SpecError
 from regsuite.execution import ExecutionConfig
 from regsuite.registry import Registry
@@ -47,6 +47,10 @@ class TrainingConfig(Strict):
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     deterministic: bool = Field(True, description="deterministic kernels where torch has them")
+    precision: Literal["fp32", "bf16", "tf32"] = Field(
+        "fp32", json_schema_extra=KEYED_UNLESS_DEFAULT,
+        description="fp32; bf16 autocast (CPU or GPU); tf32 matmuls and convolutions (GPUs). Losses stay fp32",
+    )
 
 
 class RegularizerSet(Strict):
@@ -249,6 +253,7 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
     training = spec.training.model_dump()
     runs = []
     for dataset in datasets:
+        dataset["fingerprint"] = fingerprint_of(registry, dataset)
         for model in models:
             for regset, regs in zip(spec.sets, sets):
                 for seed in spec.seeds:
@@ -265,17 +270,35 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
     return Plan(spec, runs)
 
 
+def fingerprint_of(registry: Registry, dataset: dict[str, Any]) -> str:
+    """The dataset plugin's fingerprint of the data these parameters load (see
+    ``api.Dataset.fingerprint``); remembered per parameters for the life of the process."""
+    key = json.dumps(dataset, sort_keys=True)
+    if key not in FINGERPRINTS:
+        cls = registry.cls("dataset", dataset["name"])
+        FINGERPRINTS[key] = cls(cls.Params.model_validate(dataset["params"])).fingerprint()
+    return FINGERPRINTS[key]
+
+
+FINGERPRINTS: dict[str, str] = {}
+
+
 def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
-    """The config without the parameters that only say where things are (see api.NOT_IN_RUN_KEY)."""
+    """What a run's hash covers: the config without the parameters that only say where things
+    are (api.NOT_IN_RUN_KEY), or that hold the default of a later addition
+    (api.KEYED_UNLESS_DEFAULT); the dataset's fingerprint stands for its data."""
 
     def keyed(kind: str, ref: dict[str, Any]) -> dict[str, Any]:
-        keep = run_key_fields(registry.cls(kind, ref["name"]).Params)
-        return {"name": ref["name"], "params": {k: v for k, v in ref["params"].items() if k in keep}}
+        params = run_key_params(registry.cls(kind, ref["name"]).Params, ref["params"])
+        return {"name": ref["name"], "params": params}
 
     view = dict(config)
     for kind in ("task", "dataset", "model"):
         view[kind] = keyed(kind, config[kind])
+    if "fingerprint" in config["dataset"]:
+        view["dataset"]["fingerprint"] = config["dataset"]["fingerprint"]
     view["regularizers"] = [keyed("regularizer", r) for r in config["regularizers"]]
+    view["training"] = run_key_params(TrainingConfig, config["training"])
     return view
 
 

@@ -7,6 +7,7 @@ progress display).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from regsuite import api
-from regsuite.errors import RegsuiteError
+from regsuite.errors import DataError, RegsuiteError
 from regsuite.registry import Registry
 
 PROGRESS_EVERY = 20  # batches between live-loss updates (each costs one device sync)
@@ -99,6 +100,37 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+def set_precision(precision: str, device: torch.device) -> None:
+    """fp32 means fp32 on GPUs too: cuDNN would otherwise use TF32 for convolutions."""
+    if precision == "tf32" and device.type != "cuda":
+        raise RegsuiteError(f'training.precision = "tf32" needs a CUDA GPU; this run is on {device}',
+                            hint='use "fp32", or "bf16" (autocast on CPU or GPU)')
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def check_fingerprint(ctx: RunContext, data: api.Data) -> None:
+    """The data loaded here must be the data the grid was planned with (same run key)."""
+    expected = ctx.config["dataset"].get("fingerprint")
+    if expected is None:
+        return
+    actual = api.data_fingerprint(data)
+    if actual != expected:
+        raise DataError(
+            f"dataset {ctx.config['dataset']['name']!r} loaded other data than the grid was planned with "
+            f"(fingerprint {actual[:12]}, planned {expected[:12]})",
+            hint="the data changed under the run, or this machine holds another copy; "
+                 "run the spec again to plan it with the data that is here",
+        )
+
+
 def make_optimizer(training: dict[str, Any], groups: list[dict]) -> torch.optim.Optimizer:
     name, lr = training["optimizer"], training["lr"]
     if name == "sgd":
@@ -112,7 +144,9 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
     """Load data, build model and optimizer, and let every regularizer act once."""
     training, seed = ctx.config["training"], ctx.config["seed"]
     seed_everything(seed, training["deterministic"])
+    set_precision(training.get("precision", "fp32"), ctx.device)
     data = ctx.dataset.load()
+    check_fingerprint(ctx, data)
     ctx.task.setup(data)
     for reg in ctx.regularizers:
         reg.setup(data)
@@ -147,6 +181,7 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
                 reporter: Reporter) -> dict[str, float]:
     model, optimizer, task = state.model, state.optimizer, ctx.task
     batch_size = ctx.config["training"]["batch_size"]
+    precision = ctx.config["training"].get("precision", "fp32")
     train = data.train
     order = torch.randperm(len(train), generator=state.order_generator).to(ctx.device)
     model.train()
@@ -156,10 +191,12 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
     batches = 0
     for start in range(0, len(train), batch_size):
         index = order[start : start + batch_size]
-        batch = task.prepare_batch(train.inputs[index], train.targets[index])
+        batch = task.prepare_batch(train.inputs[index], train.targets[index]).replace(index=index)
         for reg in ctx.regularizers:
             batch = reg.transform_batch(batch, state.batch_generator)
-        outputs = model(batch.inputs)
+        with autocast(precision, ctx.device):
+            outputs = model(batch.inputs)
+        outputs = outputs.float()  # losses and metrics in fp32 whatever the precision
         data_loss = loss_fn(outputs, batch)
         objective = data_loss
         for reg in ctx.regularizers:
@@ -186,10 +223,13 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
 def evaluate(ctx: RunContext, split: api.Split, model: nn.Module, prefix: str) -> dict[str, float]:
     model.eval()
     size = ctx.config["training"]["eval_batch_size"] or 4 * ctx.config["training"]["batch_size"]
+    precision = ctx.config["training"].get("precision", "fp32")
     sums: dict[str, list[Tensor]] = {}
     for start in range(0, len(split), size):
         batch = ctx.task.prepare_batch(split.inputs[start : start + size], split.targets[start : start + size])
-        accumulate(sums, ctx.task.measure(model(batch.inputs), batch))
+        with autocast(precision, ctx.device):
+            outputs = model(batch.inputs)
+        accumulate(sums, ctx.task.measure(outputs.float(), batch))
     return {f"{prefix}_{key}": value for key, value in averages(sums).items()}
 
 

@@ -118,11 +118,33 @@ def test_baseline_must_be_a_label(files):
     assert "baseline 'nope' is not a set label" in spec_error(files, 'baseline = "nope"\n' + TINY_SPEC)
 
 
-def test_location_parameters_do_not_change_the_run_id(files):
+def test_run_id_follows_the_data_not_its_path(files, tmp_path):
+    from regsuite.plugins.datasets.tiny_imagenet import write_tiny_layout
+
     text = TINY_SPEC.replace('[dataset]\nname = "digits"\ntrain_limit = 60', '[dataset]\nname = "tiny_imagenet"\nclasses = 2')
     path = files({"where.toml": text}) / "where.toml"
-    here = plan_of(path, "dataset.root=/data/a", "dataset.cache_dir=/tmp/x")
-    there = plan_of(path, "dataset.root=/elsewhere/b.zip", "dataset.download=false")
+    a = write_tiny_layout(tmp_path / "a", archive="tiny.zip")
+    copy = write_tiny_layout(tmp_path / "elsewhere", archive="copy.zip")  # the same images
+    other = write_tiny_layout(tmp_path / "other", train_per_class=5, archive="tiny.zip")  # other images
+    cache = f"dataset.cache_dir={tmp_path / 'cache'}"
+    here = plan_of(path, f"dataset.root={a}", cache, "dataset.download=false")
+    there = plan_of(path, f"dataset.root={copy}", f"dataset.cache_dir={tmp_path / 'cache2'}")
     assert [r.run_id for r in here.runs] == [r.run_id for r in there.runs]
-    assert here.runs[0].config["dataset"]["params"]["root"] == "/data/a"  # still stored with the run
-    assert plan_of(path, "dataset.classes=3").runs[0].run_id != here.runs[0].run_id
+    assert here.runs[0].config["dataset"]["params"]["root"] == str(a)  # still stored with the run
+    assert here.runs[0].config["dataset"]["fingerprint"] == there.runs[0].config["dataset"]["fingerprint"]
+    changed = plan_of(path, f"dataset.root={other}", cache)
+    assert not {r.run_id for r in here.runs} & {r.run_id for r in changed.runs}
+    assert plan_of(path, f"dataset.root={a}", cache, "dataset.classes=3").runs[0].run_id != here.runs[0].run_id
+
+
+def test_a_later_parameter_at_its_default_leaves_run_ids_alone(tiny_spec):
+    from regsuite.api import KEYED_UNLESS_DEFAULT
+    from regsuite.spec import TrainingConfig, run_key_view
+
+    assert TrainingConfig.model_fields["precision"].json_schema_extra == KEYED_UNLESS_DEFAULT
+    plan = plan_of(tiny_spec)
+    view = run_key_view(get_registry(), plan.runs[0].config)
+    assert "precision" not in view["training"] and plan.runs[0].config["training"]["precision"] == "fp32"
+    bf16 = plan_of(tiny_spec, "training.precision=bf16")
+    assert not {r.run_id for r in plan.runs} & {r.run_id for r in bf16.runs}
+    assert plan_of(tiny_spec, "training.precision=fp32").runs[0].run_id == plan.runs[0].run_id

@@ -47,7 +47,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from regsuite import hookimpl
-from regsuite.api import NOT_IN_RUN_KEY, Data, DataInfo, Dataset, Params, Split
+from regsuite.api import NOT_IN_RUN_KEY, Data, DataInfo, Dataset, Params, Split, data_fingerprint
 from regsuite.datacache import (
     ArrayCache,
     CacheEntry,
@@ -70,7 +70,7 @@ FOLDER_NAME = "tiny-imagenet-200"
 MARKER = "wnids.txt"
 IMAGE_SIZE = (64, 64)
 DATA_ENV = "REGSUITE_DATA"
-CACHE_FORMAT = 1  # bump when the cached arrays change meaning
+CACHE_FORMAT = 2  # bump when the cached arrays change meaning (2: the data fingerprint in meta)
 IMAGE_SUFFIXES = (".jpeg", ".jpg")
 
 
@@ -163,6 +163,14 @@ class TinyImageNet(Dataset):
         return locate(self.params).path
 
     def load(self) -> Data:
+        return to_data(self.cached())
+
+    def fingerprint(self) -> str:
+        """Kept in the decode cache: a cached load is not hashed again."""
+        return self.cached().meta["fingerprint"]
+
+    def cached(self) -> CacheEntry:
+        """The decoded arrays, from the cache (decoding them first if they are not there)."""
         p = self.params
         source = locate(p)
         cache = ArrayCache(p.cache_dir or user_cache_dir() / "decoded" / self.name)
@@ -176,7 +184,7 @@ class TinyImageNet(Dataset):
                 plan = make_plan(tree, p)
                 key = cache_key(format=CACHE_FORMAT, source=tree.fingerprint(plan.files), wnids=plan.wnids)
                 entry = cache.load(key) or decode_plan(tree, plan, cache, key)
-        return to_data(entry)
+        return entry
 
 
 # ---------------------------------------------------------------------------- locating
@@ -321,6 +329,7 @@ def decode_plan(tree: FileTree, plan: Plan, cache: ArrayCache, key: str) -> Cach
         "val_labels": np.array([label for _, label in plan.val], dtype=np.int64),
     }
     meta = {"wnids": plan.wnids, "class_names": class_names(tree, plan.wnids), "mean": mean, "std": std}
+    meta["fingerprint"] = data_fingerprint(to_data(CacheEntry(arrays, meta)))
     cache.store(key, arrays, meta)
     return cache.load(key) or CacheEntry(arrays, meta)  # the latter if the cache is not writable
 

@@ -31,10 +31,15 @@ and broadcast factors): training never waits for the CPU. torchvision's v2 batch
 are not used, because they draw one parameter per batch. On one-channel images saturation
 does nothing.
 
-``mode = "online"`` draws fresh augmentations for every batch of every epoch.
-``mode = "double"`` is the study's "effectively doubled" dataset: before training, one
-augmented copy of every training image is made (once, from the run's seed) and appended,
-so each epoch sees the originals plus that copy.
+Three readings of "augmentation", as the ``mode`` parameter:
+
+- ``online``: every image is augmented afresh in every batch of every epoch (no originals).
+- ``double``: one augmented copy of every training image is made once, before training
+  (from the run's seed), and appended; each epoch sees the originals plus that fixed copy.
+- ``double_online``: the originals plus a copy of each that is augmented afresh every
+  epoch, as ``dataset.concatenate(dataset.map(augment))`` in a ``tf.data`` pipeline: each
+  epoch sees every original once and a new augmented version of it once. This is the
+  reading of the study's "effectively doubled" dataset that ``specs/paper.toml`` uses.
 """
 from __future__ import annotations
 
@@ -54,7 +59,9 @@ SEED_LIMIT = 2**31 - 1
 
 
 class AugmentationParams(Params):
-    mode: Literal["online", "double"] = Field("online", description="fresh draws each batch, or one augmented copy appended")
+    mode: Literal["online", "double", "double_online"] = Field(
+        "online", description="online: fresh draws each batch; double: one fixed augmented copy appended; "
+                              "double_online: originals plus a copy augmented afresh each epoch")
     hflip: float = Field(0.5, ge=0, le=1, description="probability of a left-right flip (true = 0.5, false = off)")
     vflip: float = Field(0.5, ge=0, le=1, description="probability of an up-down flip (true = 0.5, false = off)")
     brightness: float = Field(0.4, ge=0, le=1, description="max_delta: add δ ~ U[-max_delta, max_delta] (0 = off)")
@@ -90,23 +97,43 @@ class Augmentation(Regularizer):
     def __init__(self, params: AugmentationParams | None = None):
         super().__init__(params)
         self.transforms = albumentations_transforms(self.params)
+        self.originals: int | None = None  # double_online: samples at or past this index are copies
 
     # ------------------------------------------------------------------ hooks
 
     def transform_dataset(self, split: Split, generator: torch.Generator) -> Split:
-        if self.params.mode != "double":
+        if self.params.mode == "online":
             return split
-        copy = self.augment_uint8(split.inputs, generator)
+        self.originals = len(split)
+        copy = self.augment_uint8(split.inputs, generator) if self.params.mode == "double" else split.inputs
         return Split(torch.cat([split.inputs, copy]), torch.cat([split.targets, split.targets]))
 
     def transform_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
-        if self.params.mode != "online":
-            return batch
-        if self.use_torch(batch.inputs):
-            return batch.replace(inputs=augment_tensor(batch.inputs, self.params, generator))
-        return batch.replace(inputs=self.augment_uint8(batch.inputs, generator))
+        if self.params.mode == "online":
+            return batch.replace(inputs=self.augment(batch.inputs, generator))
+        if self.params.mode == "double_online":
+            return batch.replace(inputs=self.augment_copies(batch, generator))
+        return batch
 
     # ------------------------------------------------------------------ the two paths
+
+    def augment(self, inputs: Tensor, generator: torch.Generator) -> Tensor:
+        if self.use_torch(inputs):
+            return augment_tensor(inputs, self.params, generator)
+        return self.augment_uint8(inputs, generator)
+
+    def augment_copies(self, batch: Batch, generator: torch.Generator) -> Tensor:
+        """double_online: augment the batch's copies, leave its originals as they are."""
+        if batch.index is None or self.originals is None:
+            raise RuntimeError('mode "double_online" needs the training split doubled first and Batch.index set')
+        is_copy = batch.index >= self.originals
+        if self.use_torch(batch.inputs):  # no row selection: it would wait on the GPU
+            originals = batch.inputs.float().div(255.0) if batch.inputs.dtype == torch.uint8 else batch.inputs.float()
+            return torch.where(is_copy.view(-1, 1, 1, 1), augment_tensor(batch.inputs, self.params, generator), originals)
+        out = batch.inputs.clone()
+        if bool(is_copy.any()):
+            out[is_copy] = self.augment_uint8(batch.inputs[is_copy], generator)
+        return out
 
     def use_torch(self, inputs: Tensor) -> bool:
         backend = self.params.backend
