@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from regsuite import claims as claim_checks
 from regsuite import stats
 from regsuite.errors import RegsuiteError
 from regsuite.store import RunRecord, Store
@@ -101,6 +102,7 @@ class Leaderboard:
     show_model: bool
     sorted_by: str | None = None
     notes: list[str] = field(default_factory=list)
+    claims: list[claim_checks.JudgedClaim] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -145,6 +147,7 @@ def run_values(record: RunRecord) -> dict[str, float]:
         "train_loss": final.get("train_loss"),
         "val_loss": final.get("val_loss"),
         "gap": s.get("gap"),
+        "train_penalty": final.get("train_penalty"),
         "best_epoch": s.get("best_epoch"),
         "best_val_loss": s.get("best_val_loss"),
         "gap_at_best": s.get("gap_at_best"),
@@ -195,9 +198,24 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leader
     )
     has_deltas = compare_with_baseline(board)
     board.columns = columns_for(finished, has_deltas, info)
+    board.claims = judge_claims(board, info, rows)
     if sort:
         sort_rows(board, sort)
     return board
+
+
+def judge_claims(board: Leaderboard, info: dict[str, Any], rows: dict[tuple[str, str, str], Row]) -> list:
+    """Every claim of the stored spec, judged within each (dataset, model) group."""
+    stated = info["spec"].get("claims") or []
+    if not stated:
+        return []
+    labels = [s["label"] for s in info["spec"].get("sets", [])]
+    groups: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
+    several = board.show_dataset or board.show_model
+    for (dataset, model, label), row in rows.items():
+        group = f"{dataset} / {model}" if several else ""
+        groups.setdefault(group, {})[label] = row.by_seed
+    return [claim_checks.judge(claim, groups, labels) for claim in stated]
 
 
 def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str], Row], list[str], Counter]:
@@ -484,8 +502,58 @@ def to_rich(board: Leaderboard):
         for cells in rows:
             table.add_row(*cells)
         tables.append(table)
+    if board.claims:
+        tables.append(rich_claims(board))
     notes = Text("\n".join(f"• {note}" for note in footnotes(board)), style="dim")
     return Group(*tables, notes)
+
+
+VERDICT_STYLES = {claim_checks.HELD: "bold green", claim_checks.CONTRADICTED: "bold red",
+                  claim_checks.INCONCLUSIVE: "yellow", claim_checks.TOO_FEW: "dim"}
+CLAIM_HEADERS = ("claim", "verdict", "comparison", "Δ", "95% CI", "n", "this comparison")
+
+
+def claim_rows(board: Leaderboard) -> list[tuple[str, str, list[str]]]:
+    """(claim text or "", its verdict or "", the comparison's cells) per comparison."""
+    out = []
+    for judged in board.claims:
+        for i, part in enumerate(judged.parts or [None]):
+            head = (judged.text, judged.verdict) if i == 0 else ("", "")
+            if part is None:
+                out.append((*head, ["no rows to compare", "—", "", "0", ""]))
+                continue
+            d = part.difference
+            mean = "—" if d.mean is None else number(d.mean, 3, signed=True)
+            interval = "" if d.low is None else f"[{number(d.low, 3, True)}, {number(d.high, 3, True)}]"
+            out.append((*head, [part.comparison.description, mean, interval, str(d.n), part.verdict]))
+    return out
+
+
+def rich_claims(board: Leaderboard):
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Claims (each judged from the paired differences over seeds, 95% t interval)",
+                  show_lines=True, title_justify="left")
+    for head in CLAIM_HEADERS:
+        table.add_column(head, overflow="fold", max_width=40 if head == "claim" else None,
+                         justify="right" if head in ("Δ", "95% CI", "n") else "left")
+    for text, verdict, cells in claim_rows(board):
+        *rest, part_verdict = cells
+        table.add_row(Text(text), Text(verdict, style=VERDICT_STYLES.get(verdict, "")), *map(Text, rest),
+                      Text(part_verdict, style=VERDICT_STYLES.get(part_verdict, "")))
+    return table
+
+
+def markdown_claims(board: Leaderboard, hashes: str) -> str:
+    from tabulate import tabulate
+
+    rows = [[text, f"**{verdict}**" if verdict else "", *cells] for text, verdict, cells in claim_rows(board)]
+    table = tabulate(rows, headers=list(CLAIM_HEADERS), tablefmt="pipe", disable_numparse=True,
+                     colalign=["left", "left", "left", "right", "right", "right", "left"])
+    counts = Counter(judged.verdict for judged in board.claims)
+    summary = ", ".join(f"{counts[v]} {v}" for v in claim_checks.VERDICTS if counts[v])
+    return f"{hashes}# Claims\n\n{summary}.\n\n{table}\n"
 
 
 def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
@@ -502,6 +570,8 @@ def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
         table = tabulate(rows, headers=heads + [c.header for c in columns], tablefmt="pipe",
                          disable_numparse=True, colalign=align)
         parts.append(f"{hashes}# {caption}\n\n{table}\n")
+    if board.claims:
+        parts.append(markdown_claims(board, hashes))
     parts.append("\n".join(f"- {n}" for n in footnotes(board)) + "\n")
     return "\n".join(parts)
 
@@ -538,22 +608,45 @@ def value_keys(board: Leaderboard) -> list[str]:
     return keys + extra
 
 
+def claim_records(board: Leaderboard) -> list[dict[str, Any]]:
+    """One record per claim, with every comparison it implies."""
+    out = []
+    for judged in board.claims:
+        parts = []
+        for part in judged.parts:
+            c, d = part.comparison, part.difference
+            parts.append({"comparison": c.description, "row": c.row, "other": c.other, "metric": c.metric,
+                          "direction": "lower" if c.lower else "higher", "threshold": c.threshold, "group": c.group,
+                          "delta": d.mean, "ci_low": d.low, "ci_high": d.high, "n": d.n, "verdict": part.verdict})
+        out.append({"claim": judged.text, "verdict": judged.verdict, "comparisons": parts})
+    return out
+
+
 def to_csv(board: Leaderboard) -> str:
-    rows = records(board)
+    """The rows table; with claims, a blank line and the claims table (one line per comparison)."""
+    buffer = io.StringIO()
+    write_csv(buffer, records(board))
+    if board.claims:
+        buffer.write("\n")
+        write_csv(buffer, [{"claim": c["claim"], "claim_verdict": c["verdict"], **part}
+                           for c in claim_records(board) for part in c["comparisons"]])
+    return buffer.getvalue()
+
+
+def write_csv(buffer: io.StringIO, rows: list[dict[str, Any]]) -> None:
     fieldnames: list[str] = []
     for row in rows:
         fieldnames += [k for k in row if k not in fieldnames]
-    buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def to_json(board: Leaderboard) -> str:
     return json.dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
                        "sorted_by": board.sorted_by, "confidence": stats.CONFIDENCE,
-                       "rows": records(board), "missing": board.missing}, indent=2)
+                       "rows": records(board), "claims": claim_records(board), "missing": board.missing},
+                      indent=2)
 
 
 RENDERERS: dict[str, Callable[[Leaderboard], Any]] = {

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from regsuite import __version__
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
+from regsuite.claims import FORMS, RUN_METRICS, referenced_labels
 from regsuite.errors import SpecError
 from regsuite.execution import ExecutionConfig
 from regsuite.registry import Registry
@@ -61,6 +62,29 @@ class RegularizerSet(Strict):
     )
 
 
+class Claim(Strict):
+    """A claim about the rows, judged from paired seeds (see :mod:`regsuite.claims`)."""
+
+    text: str = Field(min_length=1, max_length=300, description="the claim in words")
+    metric: str = Field("val_loss", min_length=1, description="val_loss, train_loss, gap, val_accuracy, val_rise, …")
+    row: str | list[str] = Field(description='a set label, a list of them, or "all"')
+    lower_than: str | None = Field(None, description="the row's metric is lower than this row's")
+    higher_than: str | None = None
+    lowest_of: str | list[str] | None = Field(None, description='lowest of these rows, or of "all"')
+    highest_of: str | list[str] | None = None
+    below: float | None = Field(None, description="the row's metric is below this number")
+    above: float | None = None
+
+    @model_validator(mode="after")
+    def one_form(self) -> "Claim":
+        given = [key for key in FORMS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(FORMS)} (got {', '.join(given) or 'none'})")
+        if isinstance(self.row, list) and not self.row:
+            raise ValueError("row is an empty list")
+        return self
+
+
 class Spec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     description: str = ""
@@ -73,6 +97,7 @@ class Spec(Strict):
     baseline: str | None = Field(None, description='label of the baseline set (default: "none" if present)')
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     sets: list[RegularizerSet] = Field(min_length=1)
+    claims: list[Claim] = Field(default_factory=list, description="claims about the rows, judged in the leaderboard")
     # How the grid runs (workers, GPUs, Ray): never part of a run's config or id.
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
@@ -101,6 +126,11 @@ class Spec(Strict):
             raise ValueError(f"set labels must be unique; repeated: {', '.join(duplicates)}")
         if self.baseline is not None and self.baseline not in labels:
             raise ValueError(f"baseline {self.baseline!r} is not a set label ({', '.join(labels)})")
+        for i, claim in enumerate(self.claims):
+            unknown = [name for name in referenced_labels(claim.model_dump()) if name not in labels]
+            if unknown:
+                raise ValueError(f"claims[{i}] ({claim.text!r}) names rows that are not set labels: "
+                                 f"{', '.join(map(repr, unknown))} (the labels are {', '.join(map(repr, labels))})")
         return self
 
     @property
@@ -246,6 +276,7 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
     ]
     if not errors:
         check_compatibility(registry, spec, task, datasets, models, sets, errors)
+        check_claim_metrics(registry, spec, errors)
     if errors:
         raise SpecError(f"spec {spec.name!r} is invalid", details=errors)
 
@@ -323,6 +354,15 @@ def resolve_ref(registry: Registry, kind: str, ref: PluginRef, where: str, error
         errors.extend(format_validation_errors(exc, prefix=f"{where}."))
         return {"name": ref.name, "params": ref.params}
     return {"name": ref.name, "params": params.model_dump(mode="json")}
+
+
+def check_claim_metrics(registry: Registry, spec: Spec, errors: list[str]) -> None:
+    task_metrics = [metric.key for metric in registry.cls("task", spec.task.name).metrics]
+    known = [*RUN_METRICS, *(f"{split}_{key}" for key in task_metrics for split in ("train", "val", "test"))]
+    for i, claim in enumerate(spec.claims):
+        if claim.metric not in known:
+            errors.append(f"claims[{i}].metric: unknown metric {claim.metric!r} for task {spec.task.name!r}; "
+                          f"known: {', '.join(known)}")
 
 
 def check_compatibility(registry, spec, task, datasets, models, sets, errors) -> None:

@@ -234,10 +234,10 @@ TWO_MODELS = ('seeds = [0, 1, 2]\n', 'seeds = [0, 1, 2]\nmodels = [{ name = "sma
 
 
 def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, int]] = frozenset(),
-                  two_models: bool = False) -> Path:
+                  two_models: bool = False, extra: str = "") -> Path:
     """Finish the handmade spec's runs with the FINAL numbers; with ``two_models``, the grid has
     small_cnn at widths 4 and 8, and width 8 scores 1.0 higher val loss everywhere."""
-    text = dedent(HANDMADE_SPEC).lstrip()
+    text = dedent(HANDMADE_SPEC).lstrip() + dedent(extra)
     if two_models:
         text = text.replace('[model]\nname = "small_cnn"\n', "").replace(*TWO_MODELS)
     spec_path = spec_dir / "handmade.toml"
