@@ -132,6 +132,26 @@ def test_double_mode_appends_one_augmented_copy_and_online_mode_leaves_the_data(
     assert online.transform_dataset(split, torch.Generator()) is split
 
 
+@pytest.mark.parametrize("backend", ["albumentations", "torch"])
+def test_double_online_keeps_the_originals_and_augments_the_copies_afresh(backend) -> None:
+    split = Split(torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8), torch.arange(6))
+    aug = Augmentation(AugmentationParams(mode="double_online", backend=backend))
+    doubled = aug.transform_dataset(split, torch.Generator().manual_seed(0))
+    assert len(doubled) == 12 and torch.equal(doubled.inputs[6:], split.inputs)  # the copy is drawn per batch
+    index = torch.tensor([7, 0, 9, 3, 11, 6])  # copies of 1, 3, 5, 0; originals 0 and 3
+    batch = Batch(doubled.inputs[index], doubled.targets[index], index=index)
+    generator = torch.Generator().manual_seed(1)
+    first = aug.transform_batch(batch, generator).inputs
+    second = aug.transform_batch(batch, generator).inputs  # the next epoch's draw
+    as_float = (lambda x: x.float() / 255) if first.dtype == torch.uint8 else (lambda x: x)
+    originals = index < 6
+    assert torch.allclose(as_float(first[originals]), doubled.inputs[index][originals].float() / 255)
+    assert not torch.allclose(as_float(first[~originals]), doubled.inputs[index][~originals].float() / 255)
+    assert not torch.equal(first[~originals], second[~originals])
+    with pytest.raises(RuntimeError, match="Batch.index"):
+        aug.transform_batch(Batch(split.inputs, split.targets), generator)
+
+
 def test_params() -> None:
     assert AugmentationParams(hflip=True, vflip=False).model_dump()["hflip"] == 0.5
     assert AugmentationParams(vflip=False).vflip == 0.0
