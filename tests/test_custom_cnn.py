@@ -1,4 +1,4 @@
-"""The study's custom CNN: architecture as DESIGN.md §1, LRN conversion, slots, cost, training."""
+"""The study's custom CNN: architecture as in docs/study.md and docs/image-benchmark.md, LRN conversion, slots, cost, training."""
 from __future__ import annotations
 
 import pytest
@@ -82,7 +82,7 @@ def test_fast_and_torch_lrn_models_compute_the_same() -> None:
 
 def test_cost_per_image_and_of_stride_one() -> None:
     stride4, stride1 = macs_per_image(build()), macs_per_image(build(conv1_stride=1))
-    assert 0.09e9 < 2 * stride4 < 0.1e9          # ~0.095 GFLOP per 64×64 image (DESIGN §1: ~0.1)
+    assert 0.09e9 < 2 * stride4 < 0.1e9          # ~0.095 GFLOP per 64×64 image (docs/image-benchmark.md)
     assert 15 < stride1 / stride4 < 20           # ~17× the FLOPs with conv1 stride 1
 
 

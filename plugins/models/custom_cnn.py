@@ -1,4 +1,4 @@
-"""The study's AlexNet-style network (DESIGN.md §1).
+"""The study's AlexNet-style network (docs/study.md, docs/image-benchmark.md).
 
 The study gives filter sizes and counts, the LRN arguments, the pooling and the dense
 layers, but not strides, padding or where LRN and pooling sit; those follow AlexNet

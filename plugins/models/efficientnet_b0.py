@@ -1,4 +1,4 @@
-"""torchvision's EfficientNet-B0, the study's first model (DESIGN.md §1).
+"""torchvision's EfficientNet-B0, the study's first model (docs/study.md).
 
 Inputs are normalized (uint8 accepted; grayscale becomes three equal channels) and, with
 ``resize = 224``, scaled up bilinearly inside the model from 64×64 to the 224×224
