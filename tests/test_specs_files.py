@@ -8,7 +8,7 @@ import pytest
 
 from regsuite.errors import RegsuiteError
 from regsuite.registry import get_registry
-from regsuite.spec import PluginRef, load_spec
+from regsuite.spec import PluginRef, check_claim_metrics, load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 TABLE_1 = {  # the study's Table 1 (docs/study.md), loss at the 25th epoch
@@ -43,6 +43,15 @@ def test_spec_file_and_its_plugin_parameters_validate(path: Path) -> None:
     for regularizer_set in spec.sets:
         for ref in regularizer_set.regularizers:
             check_ref("regularizer", ref)
+    errors: list[str] = []
+    check_claim_metrics(get_registry(), spec, errors)  # claims' rows are checked by load_spec
+    assert errors == []
+
+
+def test_paper_spec_states_the_studys_claims() -> None:
+    spec = load_spec(SPECS / "paper.toml")
+    assert len(spec.claims) >= 8
+    assert {c.metric for c in spec.claims} >= {"val_loss", "gap", "train_loss", "val_rise"}
 
 
 def test_paper_spec_is_the_studys_table() -> None:
