@@ -357,6 +357,57 @@ def data_download(
         console.print(line, highlight=False)
 
 
+results_app = typer.Typer(no_args_is_help=True, help="Carry finished runs between results stores as JSON-lines files.")
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("export")
+@friendly
+def results_export(
+    spec: Optional[str] = typer.Argument(None, help="spec name or spec file (default: every finished run of the store; then give --out)"),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="the file to write (default leaderboard/<spec name>.runs.jsonl)"),
+) -> None:
+    """Write the finished runs (configs, summaries, per-epoch metrics, spec rows) to a JSON-lines file
+    that `regsuite results import` merges into another store. No paths of this machine go into it."""
+    from regsuite import results_file
+    from regsuite.store import Store
+
+    name = spec_name_of(spec) if spec else None
+    if out is None:
+        if name is None:
+            raise RegsuiteError("exporting every spec of the store needs --out FILE",
+                                hint="or name one spec: regsuite results export SPEC (writes leaderboard/<spec>.runs.jsonl)")
+        out = results_file.default_path(name)
+    with Store(results_dir(results), create=False) as store:
+        exported = results_file.export_results(store, out, name)
+    console.print(f"wrote {exported.path}: {exported.runs} finished run(s) of {len(exported.specs)} spec(s)", highlight=False)
+    for spec_name, count in sorted(exported.unfinished.items()):
+        errors.print(f"[yellow]warning:[/] {spec_name}: {count} planned run(s) not finished, so not in the file",
+                     highlight=False, soft_wrap=True)
+
+
+@results_app.command("import")
+@friendly
+def results_import(
+    file: Path = typer.Argument(..., help="a file written by regsuite results export"),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+) -> None:
+    """Merge a results file into a store (created if needed): runs it lacks or has unfinished are added,
+    finished ones are kept. The whole file is checked first; a problem writes nothing."""
+    from regsuite import results_file
+    from regsuite.store import Store
+
+    parsed = results_file.read_results(file)
+    directory = results_dir(results)
+    with Store(directory) as store:
+        merged = results_file.merge(store, parsed)
+    console.print(merged.summary(), highlight=False)
+    for note in merged.notes():
+        console.print(note, highlight=False, soft_wrap=True)
+    console.print(f"results: {directory / 'regsuite.db'}", highlight=False)
+
+
 @app.command()
 def version() -> None:
     """Print regsuite's version."""

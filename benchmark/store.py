@@ -261,6 +261,40 @@ class Store:
             )
             return True
 
+    # ------------------------------------------------------------------ importing
+    # Called inside ``with store.transaction() as tx`` (see regsuite.results_file), so that a
+    # whole results file goes in as one transaction.
+
+    def put_done_run(self, tx: sqlite3.Connection, run_id: str, config: dict[str, Any], seed: int,
+                     device: str | None, wall_time: float | None, summary: dict[str, Any],
+                     epochs: list[dict[str, Any]]) -> None:
+        """Write a finished run with its per-epoch metrics. A run already in the store keeps
+        its stored config (the caller has checked that it has the same run key) and gets the
+        status, results and epochs given here; its claim and error are cleared."""
+        tx.execute(
+            "INSERT INTO runs(run_id, config, status, seed, device, wall_time, finished_at, summary) "
+            "VALUES (?, ?, 'done', ?, ?, ?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET status='done', device=excluded.device, wall_time=excluded.wall_time, "
+            "finished_at=excluded.finished_at, summary=excluded.summary, error=NULL, claimed_by=NULL, heartbeat=NULL",
+            (run_id, json.dumps(config, sort_keys=True), seed, device, wall_time, time.time(), json.dumps(summary)),
+        )
+        tx.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+        tx.executemany(
+            "INSERT INTO epochs(run_id, epoch, metric, value) VALUES (?, ?, ?, ?)",
+            [(run_id, row["epoch"], name, value) for row in epochs for name, value in row.items() if name != "epoch"],
+        )
+
+    def put_spec(self, tx: sqlite3.Connection, name: str, spec: dict[str, Any], baseline: str | None,
+                 rows: list[tuple[int, str, str, dict[str, float]]]) -> None:
+        """Insert a spec that the store does not hold yet, with its rows
+        ``(position, run_id, label, reference)``; every run must be in the store already."""
+        tx.execute("INSERT INTO specs(name, spec, baseline, updated_at) VALUES (?, ?, ?, ?)",
+                   (name, json.dumps(spec), baseline, time.time()))
+        tx.executemany(
+            "INSERT INTO spec_rows(spec_name, run_id, position, label, reference) VALUES (?, ?, ?, ?, ?)",
+            [(name, run_id, position, label, json.dumps(reference)) for position, run_id, label, reference in rows],
+        )
+
     # ------------------------------------------------------------------ reading
 
     def spec_names(self) -> list[str]:
@@ -282,6 +316,19 @@ class Store:
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return record_of(row) if row else None
+
+    def spec_row_entries(self, name: str) -> list[dict[str, Any]]:
+        """The rows of spec ``name`` as stored: position, run_id, label, reference; by position."""
+        rows = self.conn.execute(
+            "SELECT position, run_id, label, reference FROM spec_rows WHERE spec_name=? ORDER BY position, run_id", (name,),
+        ).fetchall()
+        return [{"position": r["position"], "run_id": r["run_id"], "label": r["label"],
+                 "reference": json.loads(r["reference"])} for r in rows]
+
+    def runs_with_status(self, status: str) -> list[RunRecord]:
+        """Every run with ``status``, by run id."""
+        rows = self.conn.execute("SELECT * FROM runs WHERE status=? ORDER BY run_id", (status,)).fetchall()
+        return [record_of(row) for row in rows]
 
     def epochs(self, run_id: str) -> list[dict[str, float]]:
         """Per-epoch metrics, ordered by epoch: ``[{"epoch": 1, "train_loss": …}, …]``."""
