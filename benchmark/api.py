@@ -34,9 +34,10 @@ from torch import Tensor, nn
 
 
 class Params(BaseModel):
-    """Base for plugin parameters: unknown keys are errors, values are validated."""
+    """Base for plugin parameters: unknown keys are errors, values are validated, and a float
+    must be finite (TOML's ``inf`` and ``nan`` are no weight, rate or probability)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 #: Mark a parameter that says *where* something is, not *what* is computed (a data folder,

@@ -103,6 +103,9 @@ class Checkpoints:
             return None
         return Saved(epoch=payload["epoch"], wall_seconds=payload["wall_seconds"], payload=payload)
 
+    def exists(self, run_id: str) -> bool:
+        return self.path(run_id).is_file()
+
     def delete(self, run_id: str) -> None:
         self.path(run_id).unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from regsuite import __version__
 from regsuite.errors import RegsuiteError
@@ -24,6 +25,12 @@ SET_HELP = "override a spec value, e.g. --set training.epochs=1 --set seeds=[0,1
 FORMATS = ("rich", "markdown", "csv", "json")
 
 
+def tagged(tag: str, style: str, message: object) -> Text:
+    """``tag`` in ``style``, then ``message`` as it is: user text (labels, paths, error
+    messages) is never read as rich markup."""
+    return Text.assemble((tag, style), " ", str(message))
+
+
 def friendly(command: Callable) -> Callable:
     """Turn domain errors into one plain message on stderr and the error's exit code."""
 
@@ -34,7 +41,7 @@ def friendly(command: Callable) -> Callable:
         except RegsuiteError as exc:
             if os.environ.get("REGSUITE_DEBUG"):
                 raise
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            errors.print(tagged("error:", "bold red", exc), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if os.environ.get("REGSUITE_DEBUG"):
@@ -106,25 +113,31 @@ def run(
         try:
             show_leaderboard(store, plan.spec.name, "rich", "val_loss")
         except RegsuiteError as exc:  # nothing finished yet: the summary below says why
-            console.print(f"no leaderboard: {exc.message}", highlight=False)
+            console.print(f"no leaderboard: {exc.message}", highlight=False, markup=False)
         else:
             if plots:
                 print_plots(write_plot_files(store, plan.spec.name, plot_root(directory, None)))
             if export:
                 try:
-                    console.print(f"wrote {write_export(store, plan.spec.name, Path('leaderboard'), command_line())}")
+                    console.print(f"wrote {write_export(store, plan.spec.name, Path('leaderboard'), command_line())}",
+                                  markup=False)
                 except RegsuiteError as exc:  # the runs are done; say why the export is not, then report failures
-                    errors.print(f"[bold red]not exported:[/] {exc}", highlight=False, soft_wrap=True)
-    console.print(f"results: {directory / 'regsuite.db'}")
+                    errors.print(tagged("not exported:", "bold red", exc), highlight=False, soft_wrap=True)
+    console.print(f"results: {directory / 'regsuite.db'}", markup=False)
     for planned, reason in outcome.failed:
-        errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False)
+        errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False, markup=False)
     if outcome.stopped:
         errors.print(f"stopped: {len(outcome.interrupted)} run(s) interrupted, their last checkpoints kept. "
-                     f"Resume with: {command_line()}", highlight=False)
+                     f"Resume with: {command_line()}", highlight=False, markup=False)
         raise typer.Exit(130)
+    if outcome.interrupted:  # a signal stopped workers, not this process: the grid is not complete
+        errors.print(f"{len(outcome.interrupted)} run(s) interrupted: a signal stopped their worker; their last "
+                     f"checkpoints are kept. Resume with: {command_line()}", highlight=False, markup=False)
     if outcome.failed:
         errors.print(f"{len(outcome.failed)} run(s) failed; the others are kept. Fix the cause and rerun with "
-                     f"--retry-failed (the reasons are in the store; worker logs in {directory / 'logs'}).")
+                     f"--retry-failed (the reasons are in the store; worker logs in {directory / 'logs'}).", markup=False)
+        raise typer.Exit(1)
+    if outcome.interrupted:
         raise typer.Exit(1)
     if outcome.failed_before:
         errors.print(f"{len(outcome.failed_before)} run(s) of this grid failed in an earlier invocation and were "
@@ -155,22 +168,22 @@ def validate(
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
 ) -> None:
     """Validate SPEC and show the runs it expands to; trains nothing, writes nothing."""
-    from regsuite.store import DB_NAME, Store
+    from regsuite.store import Store, store_exists
 
     plan, _ = load_plan(spec, set_)
     directory = results_dir(results)
     statuses: dict[str, str] = {}
-    if (directory / DB_NAME).is_file():
-        with Store(directory, create=False) as store:
+    if store_exists(directory):
+        with Store(directory, readonly=True) as store:
             statuses = store.statuses([r.run_id for r in plan.runs])
-    table = Table(title=f"{plan.spec.name}: {len(plan.runs)} runs ({plan.spec.task.name})")
+    table = Table(title=Text(f"{plan.spec.name}: {len(plan.runs)} runs ({plan.spec.task.name})"))
     for head in ("#", "run id", "dataset", "model", "set", "regularizers", "seed", "status"):
         table.add_column(head, overflow="fold")
     given = {s.label: ", ".join(describe_ref(r) for r in s.regularizers) or "—" for s in plan.spec.sets}
     for i, planned in enumerate(plan.runs, 1):
         c = planned.config
-        table.add_row(str(i), planned.run_id[:12], c["dataset"]["name"], c["model"]["name"], planned.label,
-                      given[planned.label], str(planned.seed), statuses.get(planned.run_id, "new"))
+        table.add_row(*map(Text, (str(i), planned.run_id[:12], c["dataset"]["name"], c["model"]["name"], planned.label,
+                                  given[planned.label], str(planned.seed), statuses.get(planned.run_id, "new"))))
     console.print(table)
     done = sum(1 for s in statuses.values() if s == "done")
     console.print(f"spec is valid: {len(plan.runs)} runs, {done} done, {len(plan.runs) - done} to train")
@@ -198,19 +211,29 @@ def leaderboard(
 
     if format not in FORMATS:
         raise RegsuiteError(f"unknown format {format!r}", hint=f"choose one of: {', '.join(FORMATS)}")
-    with Store(results_dir(results), create=False) as store:
+    with Store(results_dir(results), readonly=True) as store:
         names = [spec_name_of(spec)] if spec else store.spec_names()
         if not names:
             raise RegsuiteError(f"the results store {store.path} holds no runs", hint="run a spec first: regsuite run SPEC")
         if export:
+            names = names_for_paths(names, store, given=spec is not None)
             for name in names:
-                console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort, partial)}")
+                console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort, partial)}",
+                              markup=False)
             return
         texts = [show_leaderboard(store, name, format, sort, to_terminal=out is None) for name in names]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(texts), encoding="utf-8")
-        console.print(f"wrote {out}")
+        console.print(f"wrote {out}", markup=False)
+
+
+def names_for_paths(names: list[str], store, given: bool) -> list[str]:
+    """Spec names about to become file names, checked first: given on the command line, or
+    read back from ``store`` (which may hold anything)."""
+    from regsuite.safety import check_spec_names
+
+    return check_spec_names(names, None if given else f"the results store {store.path}")
 
 
 def spec_name_of(spec: str) -> str:
@@ -254,8 +277,8 @@ def wide_enough(target: Console, width: int = 120) -> Console:
 
 def warn_missing(board) -> None:
     shown = board.missing[:10] + ([f"… and {len(board.missing) - 10} more"] if len(board.missing) > 10 else [])
-    errors.print(f"[yellow]warning:[/] {board.spec_name}: {len(board.missing)} planned run(s) not finished; "
-                 "the table shows the finished ones. Missing:", highlight=False, soft_wrap=True)
+    errors.print(tagged("warning:", "yellow", f"{board.spec_name}: {len(board.missing)} planned run(s) not finished; "
+                        "the table shows the finished ones. Missing:"), highlight=False, soft_wrap=True)
     for line in shown:
         errors.print(f"  - {line}", highlight=False, markup=False, soft_wrap=True)
     errors.print(f"hint: finish them with regsuite run specs/{board.spec_name}.toml "
@@ -274,16 +297,16 @@ def plot_root(results: Path, out: Optional[Path]) -> Path:
 
 
 def write_plot_files(store, name: str, root: Path) -> list:
-    from regsuite.plots import write_plots
+    from regsuite.plots import write_spec_plots
 
-    return write_plots(store, name, root / name)
+    return write_spec_plots(store, name, root)
 
 
 def print_plots(files: list) -> None:
     if files:
-        console.print(f"plots ({len(files)}) in {files[0].path.parent}:", highlight=False)
+        console.print(f"plots ({len(files)}) in {files[0].path.parent}:", highlight=False, markup=False)
     for file in files:
-        console.print(f"  {file.path}", highlight=False, soft_wrap=True)
+        console.print(f"  {file.path}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -297,11 +320,11 @@ def plot(
     from regsuite.store import Store
 
     directory = results_dir(results)
-    with Store(directory, create=False) as store:
+    with Store(directory, readonly=True) as store:
         names = [spec_name_of(spec)] if spec else store.spec_names()
         if not names:
             raise RegsuiteError(f"the results store {store.path} holds no runs", hint="run a spec first: regsuite run SPEC")
-        for name in names:
+        for name in names_for_paths(names, store, given=spec is not None):
             print_plots(write_plot_files(store, name, plot_root(directory, out)))
 
 
@@ -324,7 +347,7 @@ def plugins() -> None:
             table.add_column(head, overflow="fold")
         for name in registry.names(kind):
             entry = registry.get(kind, name)
-            table.add_row(name, entry.provider, entry.cls.describe(), describe_params(entry.cls.Params))
+            table.add_row(*map(Text, (name, entry.provider, entry.cls.describe(), describe_params(entry.cls.Params))))
         console.print(table)
 
 
@@ -354,7 +377,7 @@ def data_download(
 
     lines = get_registry().cls("dataset", dataset).download(directory)
     for line in lines or [f"dataset {dataset!r} has nothing to download"]:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
 
 results_app = typer.Typer(no_args_is_help=True, help="Carry finished runs between results stores as JSON-lines files.")
@@ -378,12 +401,13 @@ def results_export(
         if name is None:
             raise RegsuiteError("exporting every spec of the store needs --out FILE",
                                 hint="or name one spec: regsuite results export SPEC (writes leaderboard/<spec>.runs.jsonl)")
-        out = results_file.default_path(name)
-    with Store(results_dir(results), create=False) as store:
+        out = results_file.default_path(names_for_paths([name], None, given=True)[0])
+    with Store(results_dir(results), readonly=True) as store:
         exported = results_file.export_results(store, out, name)
-    console.print(f"wrote {exported.path}: {exported.runs} finished run(s) of {len(exported.specs)} spec(s)", highlight=False)
+    console.print(f"wrote {exported.path}: {exported.runs} finished run(s) of {len(exported.specs)} spec(s)",
+                  highlight=False, markup=False)
     for spec_name, count in sorted(exported.unfinished.items()):
-        errors.print(f"[yellow]warning:[/] {spec_name}: {count} planned run(s) not finished, so not in the file",
+        errors.print(tagged("warning:", "yellow", f"{spec_name}: {count} planned run(s) not finished, so not in the file"),
                      highlight=False, soft_wrap=True)
 
 
@@ -402,10 +426,10 @@ def results_import(
     directory = results_dir(results)
     with Store(directory) as store:
         merged = results_file.merge(store, parsed)
-    console.print(merged.summary(), highlight=False)
+    console.print(merged.summary(), highlight=False, markup=False)
     for note in merged.notes():
-        console.print(note, highlight=False, soft_wrap=True)
-    console.print(f"results: {directory / 'regsuite.db'}", highlight=False)
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"results: {directory / 'regsuite.db'}", highlight=False, markup=False)
 
 
 @app.command()

@@ -12,7 +12,10 @@ Generic pieces that dataset plugins share:
   straight from its zip archive, with one interface. A zip is never extracted: every member
   name is checked before anything is read, and an archive with absolute or ``..`` entries is
   refused (``zipfile.extractall`` would silently rewrite such names, torchvision's
-  ``extract_archive`` passes them on).
+  ``extract_archive`` passes them on). Every file has a size limit, checked against its
+  declared size before it is read (a 1 MB zip can declare a 1 GB member) and enforced while
+  reading (a header can lie): ``max_member_bytes`` for data files such as images,
+  ``max_text_bytes`` for text files such as annotations.
 - :func:`decode_images` — PIL decoding of many small images into one uint8 N×3×H×W array,
   on a thread pool (PIL releases the GIL while decoding).
 - :class:`ArrayCache` — decoded arrays on disk, one directory per key, written under a
@@ -33,6 +36,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,14 @@ from regsuite.errors import DataError
 DOWNLOAD_TIMEOUT_S = 60
 CHUNK_BYTES = 1 << 20
 DECODE_CHUNK = 256  # images per thread-pool task
+
+#: Default size limits of one file of a dataset. An image of Tiny ImageNet is ~2 KB (a 64×64
+#: JPEG); Tiny ImageNet's words.txt, the largest annotation file, is 2.6 MB.
+MAX_MEMBER_BYTES = 16 << 20
+MAX_TEXT_BYTES = 64 << 20
+#: Default limit of the bytes :func:`decode_images` holds at once (Tiny ImageNet's 110,000
+#: JPEGs are ~250 MB): many members, each under its limit, are no way round the limits either.
+MAX_TOTAL_BYTES = 8 << 30
 
 
 def user_cache_dir() -> Path:
@@ -105,7 +117,7 @@ def stream_to(url: str, out: io.BufferedIOBase, dest: Path, quiet: bool) -> None
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             total = response.length
-            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+            columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
             with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
                 task = progress.add_task(f"downloading {dest.name}", total=total)
                 received = 0
@@ -127,20 +139,51 @@ def stream_to(url: str, out: io.BufferedIOBase, dest: Path, quiet: bool) -> None
 
 
 class FileTree:
-    """Read-only access to a dataset's files by POSIX path relative to its top folder."""
+    """Read-only access to a dataset's files by POSIX path relative to its top folder.
+
+    Reads are bounded: ``read_bytes`` refuses a file larger than ``max_member_bytes``,
+    ``read_text`` one larger than ``max_text_bytes`` (or the ``limit`` a call gives), with a
+    DataError naming the file, before it is read into memory.
+    """
+
+    max_member_bytes: int = MAX_MEMBER_BYTES
+    max_text_bytes: int = MAX_TEXT_BYTES
+
+    def set_limits(self, max_member_bytes: int | None, max_text_bytes: int | None) -> None:
+        if max_member_bytes is not None:
+            self.max_member_bytes = max_member_bytes
+        if max_text_bytes is not None:
+            self.max_text_bytes = max_text_bytes
 
     def where(self, rel: str) -> str:
         """The file as a user would find it, for messages."""
         raise NotImplementedError
 
-    def read_bytes(self, rel: str) -> bytes:
-        raise NotImplementedError
+    def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        """The file's bytes; DataError if it is missing, unreadable or over ``limit``
+        (default ``max_member_bytes``)."""
+        return self.read_limited(rel, self.max_member_bytes if limit is None else limit,
+                                 "max_member_bytes" if limit is None else "limit")
 
-    def read_text(self, rel: str) -> str:
+    def read_text(self, rel: str, limit: int | None = None) -> str:
+        data = self.read_limited(rel, self.max_text_bytes if limit is None else limit,
+                                 "max_text_bytes" if limit is None else "limit")
         try:
-            return self.read_bytes(rel).decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{self.where(rel)} is not UTF-8 text: {exc}") from None
+
+    def read_limited(self, rel: str, limit: int, setting: str) -> bytes:
+        raise NotImplementedError
+
+    def too_large(self, rel: str, size: int, limit: int, setting: str, declared: bool = False) -> DataError:
+        verb = "declares" if declared else "is"
+        return DataError(
+            f"{self.where(rel)} {verb} {size:,} bytes{' uncompressed' if declared else ''}, more than the "
+            f"{limit:,} bytes a file of this dataset may have ({type(self).__name__}'s {setting}): refusing to read it",
+            hint="a file that large is not the dataset's (a zip bomb, or another archive or folder): "
+                 "delete it and get the official data; a plugin that needs larger files sets a higher limit",
+        )
 
     def list_files(self, rel_dir: str) -> list[str]:
         """Names of the files directly inside ``rel_dir``; DataError if it does not exist."""
@@ -160,20 +203,30 @@ class FileTree:
 
 
 class FolderTree(FileTree):
-    def __init__(self, top: Path):
+    def __init__(self, top: Path, *, max_member_bytes: int | None = None, max_text_bytes: int | None = None):
         self.top = top
         self.entries: dict[str, os.DirEntry] = {}  # listed files, for a cheap stat() later
+        self.set_limits(max_member_bytes, max_text_bytes)
 
     def where(self, rel: str) -> str:
         return str(self.top / rel)
 
-    def read_bytes(self, rel: str) -> bytes:
+    def read_limited(self, rel: str, limit: int, setting: str) -> bytes:
         try:
-            return (self.top / rel).read_bytes()
+            with open(self.top / rel, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                if size > limit:
+                    raise self.too_large(rel, size, limit, setting)
+                data = file.read(size + 1)  # the size it has now: no buffer of `limit` bytes per file
+                if len(data) > size:  # it grew since
+                    data += file.read(limit + 1 - len(data))
         except FileNotFoundError:
             raise DataError(f"missing file: {self.where(rel)}", hint=REPAIR_HINT) from None
         except OSError as exc:
             raise DataError(f"cannot read {self.where(rel)}: {exc}") from None
+        if len(data) > limit:
+            raise self.too_large(rel, len(data), limit, setting)
+        return data
 
     def list_files(self, rel_dir: str) -> list[str]:
         try:
@@ -201,11 +254,14 @@ class ZipTree(FileTree):
     """The files under the folder of a zip archive that holds ``marker`` (e.g. ``wnids.txt``).
 
     Opening checks every member name first: absolute paths, drive letters and ``..`` parts
-    are refused, so a crafted archive is rejected before any member is read.
+    are refused, so a crafted archive is rejected before any member is read. A member is
+    read only if its declared uncompressed size is within the limit, and never past it.
     """
 
-    def __init__(self, archive: Path, marker: str):
+    def __init__(self, archive: Path, marker: str, *, max_member_bytes: int | None = None,
+                 max_text_bytes: int | None = None):
         self.archive = archive
+        self.set_limits(max_member_bytes, max_text_bytes)
         try:
             self.zip = zipfile.ZipFile(archive)
         except (zipfile.BadZipFile, OSError) as exc:
@@ -221,15 +277,24 @@ class ZipTree(FileTree):
     def where(self, rel: str) -> str:
         return f"{self.archive}:{self.prefix}{rel}"
 
-    def read_bytes(self, rel: str) -> bytes:
+    def read_limited(self, rel: str, limit: int, setting: str) -> bytes:
         name = self.prefix + rel
         folder, _, file = name.rpartition("/")
         if file not in self.folders.get(folder, ()):
             raise DataError(f"missing file: {self.where(rel)}", hint=REPAIR_HINT)
+        info = self.zip.getinfo(name)
+        if info.file_size > limit:
+            raise self.too_large(rel, info.file_size, limit, setting, declared=True)
         try:
-            return self.zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC mismatch, cut archive
+            with self.zip.open(info) as member:
+                # Never past the declared size (zipfile stops there, and inflates no more than
+                # asked for), nor past the limit: a lying header costs no memory.
+                data = member.read(min(info.file_size, limit) + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:  # CRC mismatch, cut archive
             raise DataError(f"cannot read {self.where(rel)}: {exc}", hint=REPAIR_HINT) from None
+        if len(data) > limit:
+            raise self.too_large(rel, len(data), limit, setting)
+        return data
 
     def list_files(self, rel_dir: str) -> list[str]:
         files = self.folders.get(f"{self.prefix}{rel_dir}".rstrip("/"))
@@ -268,6 +333,26 @@ def index_folders(zf: zipfile.ZipFile) -> dict[str, set[str]]:
     return folders
 
 
+def check_declared_sizes(zf: zipfile.ZipFile, where: str, max_member_bytes: int, max_total_bytes: int,
+                         prefix: str = "") -> None:
+    """Refuse an archive that a reader outside regsuite (NLTK, say) is about to read, if a
+    member under ``prefix`` declares more than ``max_member_bytes`` uncompressed, or all of
+    them together more than ``max_total_bytes``."""
+    total = 0
+    for info in zf.infolist():
+        if not info.filename.startswith(prefix):
+            continue
+        total += info.file_size
+        if info.file_size > max_member_bytes or total > max_total_bytes:
+            what = (f"{where}:{info.filename} declares {info.file_size:,} bytes uncompressed, more than the "
+                    f"{max_member_bytes:,} bytes one file may have" if info.file_size > max_member_bytes else
+                    f"the files of {where}{':' + prefix if prefix else ''} declare more than {max_total_bytes:,} "
+                    "bytes uncompressed in all")
+            raise DataError(f"{what}: refusing to read the archive",
+                            hint="a file that large is not the dataset's (a zip bomb, or another archive): "
+                                 "delete it and get the official one")
+
+
 def check_member_names(zf: zipfile.ZipFile, archive: Path) -> None:
     for name in zf.namelist():
         parts = name.replace("\\", "/").split("/")
@@ -289,13 +374,23 @@ def find_prefix(zf: zipfile.ZipFile, archive: Path, marker: str) -> str:
 # ---------------------------------------------------------------------------- decoding
 
 
-def decode_images(tree: FileTree, rels: list[str], size: tuple[int, int], workers: int | None = None) -> np.ndarray:
+def decode_images(tree: FileTree, rels: list[str], size: tuple[int, int], workers: int | None = None,
+                  max_total_bytes: int = MAX_TOTAL_BYTES) -> np.ndarray:
     """Decode the images ``rels`` of ``tree`` into uint8 N×3×H×W (grayscale becomes RGB).
 
     The files are read first (zip reads hold the GIL), then a thread pool decodes them.
-    Any unreadable, truncated or wrongly sized image raises a DataError naming it.
+    Any unreadable, truncated, too large or wrongly sized image raises a DataError naming it,
+    as do files that together hold more than ``max_total_bytes``.
     """
-    blobs = [tree.read_bytes(rel) for rel in rels]
+    blobs, total = [], 0
+    for rel in rels:
+        blobs.append(tree.read_bytes(rel))
+        total += len(blobs[-1])
+        if total > max_total_bytes:
+            raise DataError(f"the {len(rels):,} images of {tree.where('')} hold more than {max_total_bytes:,} bytes "
+                            f"(reached at {tree.where(rel)}): refusing to hold them all in memory (max_total_bytes)",
+                            hint="that is not the dataset's data (a zip bomb, or another archive or folder): "
+                                 "delete it and get the official data")
     out = np.empty((len(rels), 3, *size), dtype=np.uint8)
     starts = range(0, len(rels), DECODE_CHUNK)
     # Twice the cores: part of each decode (parsing, the numpy copy) holds the GIL, and the

@@ -1,5 +1,9 @@
 """Published leaderboards: ``leaderboard/<spec>.md`` with everything needed to reproduce it,
-and its learning curves beside it in ``leaderboard/<spec>/*.png``."""
+and its learning curves beside it in ``leaderboard/<spec>/*.png``.
+
+User text (the description, labels, paths in the command) is escaped (:func:`leaderboard.md_text`,
+:func:`leaderboard.md_code`): it cannot break a table or add a heading; the resolved spec is
+strict JSON (NaN and infinities as null)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,6 +17,7 @@ from typing import Any
 from regsuite import leaderboard as lb
 from regsuite import plots
 from regsuite.errors import RegsuiteError
+from regsuite.safety import check_spec_name, inside
 from regsuite.store import Store
 
 SPECS_DIR = Path("specs")
@@ -28,12 +33,17 @@ def write_markdown(store: Store, name: str, directory: Path, command: str, sort:
             details=board.missing[:10] + ([f"… and {len(board.missing) - 10} more"] if len(board.missing) > 10 else []),
             hint=f"finish them (regsuite run specs/{name}.toml), or pass --partial to publish what exists",
         )
-    info = store.spec_info(name)
+    # The name may come from the store, which may hold anything: checked before it becomes a path.
+    check_spec_name(name, f"the results store {store.path}")
+    path, figure_folder = inside(directory, f"{name}.md"), inside(directory, name)
+    stored = store.spec_info(name)
+    # No paths of this machine in a published file (the rule of results files).
+    info = {**stored, "spec": portable_spec(stored["spec"], f"spec {name!r}")}
+    command = portable_command(command)
     directory.mkdir(parents=True, exist_ok=True)
-    figures = plots.write_plots(store, name, directory / name)
+    figures = plots.write_plots(store, name, figure_folder)
     text = "\n".join([*header(board, info, command), lb.to_markdown(board, heading_level=2),
                       *figure_section(name, figures), *spec_section(info)])
-    path = directory / f"{name}.md"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -47,43 +57,44 @@ def header(board: lb.Leaderboard, info: dict[str, Any], command: str) -> list[st
     wall = sum(run.wall_time or 0 for run in runs)
     spec = info["spec"]
     seeds = ", ".join(str(s) for s in spec.get("seeds", []))
-    lines = [f"# regsuite leaderboard: {board.spec_name}", ""]
+    lines = [f"# regsuite leaderboard: {lb.md_text(board.spec_name)}", ""]
     if spec.get("description"):
-        lines += [f"> {spec['description']}", ""]
+        lines += [f"> {lb.md_text(spec['description'], block_start=True)}", ""]
     lines += [
         f"- generated: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- regsuite {versions['regsuite']}, torch {versions['torch']}, python {versions['python']}",
-        f"- device: {', '.join(devices)}; {len(runs)} finished runs, {wall:.0f} s of training in all",
+        f"- device: {lb.md_text(', '.join(devices))}; {len(runs)} finished runs, {wall:.0f} s of training in all",
         f"- seeds: {seeds}; epochs: {spec.get('training', {}).get('epochs')}",
     ]
     rerun = reproduce_command(board.spec_name, spec)
     if rerun:
-        lines.append(f"- reproduce the runs: `{rerun}`")
+        lines.append(f"- reproduce the runs: {lb.md_code(rerun)}")
     else:
         lines.append("- reproduce the runs: save the resolved spec at the end of this file as a .toml-equivalent "
                      "spec and `regsuite run` it (no spec file here matches it)")
-    lines += [f"- this file: `{command}`", ""]
+    lines += [f"- this file: {lb.md_code(command)}", ""]
     return lines
 
 
 def figure_section(name: str, figures: list[plots.PlotFile]) -> list[str]:
-    lines = ["## Learning curves", "", f"{plots.BAND[0].upper()}{plots.BAND[1:]}. PNG files in `{name}/`.", ""]
+    text = lb.md_text
+    lines = ["## Learning curves", "", f"{plots.BAND[0].upper()}{plots.BAND[1:]}. PNG files in {lb.md_code(name + '/')}.", ""]
     for figure in figures:
         relative = f"{name}/{figure.path.name}"
         if figure.row is None:
-            lines += [f"![{name}: {figure.title}]({relative})", ""]
+            lines += [f"![{text(name)}: {text(figure.title)}]({relative})", ""]
     lines += ["| row | loss and metrics per epoch, train vs val |", "|:--|:--|"]
-    lines += [f"| {f.row} | [{f.path.name}]({name}/{f.path.name}) |" for f in figures if f.row is not None]
+    lines += [f"| {text(f.row)} | [{text(f.path.name)}]({name}/{f.path.name}) |" for f in figures if f.row is not None]
     lines.append("")
     for figure in figures:
         if figure.row is not None:
-            lines += [f"### {figure.row}", "", f"![{name}: {figure.row}]({name}/{figure.path.name})", ""]
+            lines += [f"### {text(figure.row)}", "", f"![{text(name)}: {text(figure.row)}]({name}/{figure.path.name})", ""]
     return lines
 
 
 def spec_section(info: dict[str, Any]) -> list[str]:
     return ["<details><summary>resolved spec (as stored with the results)</summary>", "", "```json",
-            json.dumps(info["spec"], indent=2, ensure_ascii=False), "```", "", "</details>", ""]
+            lb.strict_dumps(info["spec"], indent=2, ensure_ascii=False), "```", "", "</details>", ""]
 
 
 # ---------------------------------------------------------------------------- reproduce
@@ -98,7 +109,8 @@ def reproduce_command(name: str, stored: dict[str, Any]) -> str | None:
     from regsuite.spec import load_spec
 
     try:
-        current = json.loads(load_spec(path).model_dump_json())
+        # Made portable as the stored spec shown here is, so that the two compare.
+        current = portable_spec(json.loads(load_spec(path).model_dump_json()), path.as_posix())
     except RegsuiteError:
         return None
     # How runs were executed never changes their results, so it is not compared.
@@ -167,3 +179,60 @@ def toml_value(value: Any) -> str | None:
             return None
         return "{ " + ", ".join(f"{json.dumps(k)} = {v}" for k, v in items) + " }"
     return None
+
+
+# ---------------------------------------------------------------------------- portable
+
+
+def here_paths():
+    """Paths as results files write them (:class:`regsuite.results_file.PortablePaths`):
+    relative to the working directory when under it, ``$REGSUITE_DATA`` when that folder,
+    else null. A plugin not registered here: each of its parameters that holds an absolute path."""
+    from regsuite.results_file import DATA_ENV, PortablePaths, holds_absolute_path
+
+    class ShownPaths(PortablePaths):
+        def params(self, registry, kind, name, params, where):
+            try:
+                return super().params(registry, kind, name, params, where)
+            except RegsuiteError:  # which parameters only say where things are is unknown here
+                return {k: (self.value(v) if holds_absolute_path(v) else v) for k, v in params.items()}
+
+    return ShownPaths(Path.cwd(), os.environ.get(DATA_ENV) or None), DATA_ENV
+
+
+def portable_spec(spec: dict[str, Any], where: str) -> dict[str, Any]:
+    """A stored spec with its plugins' path parameters portable (see :func:`here_paths`)."""
+    from regsuite.registry import get_registry
+
+    paths, _ = here_paths()
+    return paths.spec(get_registry(), spec, where)
+
+
+def portable_command(command: str) -> str:
+    """The recorded command line with its absolute paths portable: relative to the working
+    directory when under it, ``"$REGSUITE_DATA"`` when that folder, else ``<its name>``
+    (a placeholder: the path of the machine the file was made on is not published)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    paths, data_env = here_paths()
+    return " ".join(portable_word(word, paths, data_env) for word in words)
+
+
+def portable_word(word: str, paths: Any, data_env: str) -> str:
+    prefix, value = "", word
+    if not os.path.isabs(word) and "=" in word:  # --results=/x, dataset.root=/x
+        key, _, value = word.partition("=")
+        prefix = key + "="
+    quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else ""
+    bare = value[1:-1] if quote else value
+    if not os.path.isabs(bare):
+        return shlex.quote(word)
+    shown = paths.path(bare)
+    if shown == f"${data_env}":
+        return shlex.quote(prefix) + f'"${data_env}"' if prefix else f'"${data_env}"'
+    if shown is None:
+        placeholder = f"<{Path(bare).name or 'path'}>"
+        return shlex.quote(f"{prefix}{quote}{placeholder}{quote}") if prefix or quote else placeholder
+    return shlex.quote(f"{prefix}{quote}{shown}{quote}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -351,9 +353,73 @@ def sort_rows(board: Leaderboard, key: str) -> None:
         value = row.value(column)
         if value is None and column.kind == "delta" and row.is_baseline:
             value = 0.0  # the baseline differs from itself by nothing
+        if value is not None and not math.isfinite(value):
+            value = None  # a diverged row (NaN, ±inf) ranks last, as one without the value
         return (groups[(row.dataset, row.model)], value is None, sign * value if value is not None else 0.0)
 
     board.rows.sort(key=order)
+
+
+# ---------------------------------------------------------------------------- user text
+
+# Labels, claim texts, plugin names and parameters, descriptions and paths are shown as they
+# were written: rich gets them as ``Text`` (never markup), markdown escaped (never structure).
+
+_MD_LINE_BREAK = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+# Backslash and the characters of inline markup; ``_`` only where it could open emphasis
+# (not inside small_cnn); ``<`` where it could open an HTML tag, comment or autolink;
+# ``&`` where it would start an entity.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|#~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)")
+_MD_STRUCTURAL = re.compile(r"[\\|]|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)")
+_MD_BLOCK_START = re.compile(r"^(?:[>+=-]|\d+(?=[.)]))")  # what would open a quote, list or heading line
+
+
+def one_line(text: Any) -> str:
+    """``text`` on one line: every line break becomes a space."""
+    return _MD_LINE_BREAK.sub(" ", str(text))
+
+
+def md_text(text: Any, block_start: bool = False) -> str:
+    """User text as literal markdown inline text, safe in a table cell, a heading, a list item
+    and an image's alt text: one line, ``|`` as ``\\|``, and every character that could start
+    markup (emphasis, code, links, HTML, headings) backslash-escaped. ``block_start``: the text
+    begins a block (``> text``), so a leading ``-``, ``+``, ``>``, ``=`` or ``1.`` is escaped too."""
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), one_line(text).strip())
+    match = _MD_BLOCK_START.match(text) if block_start else None
+    if match:
+        end = match.end()
+        text = text[:end] + "\\" + text[end:] if match.group(0)[0].isdigit() else "\\" + text
+    return text
+
+
+def md_header(text: Any) -> str:
+    """Our own column headers (which may hold a plugin's metric label): one line, ``|``
+    escaped, no HTML; brackets and the like are left as they are."""
+    return _MD_STRUCTURAL.sub(lambda m: "\\" + m.group(0), one_line(text))
+
+
+def md_code(text: Any) -> str:
+    """``text`` as a markdown code span (on one line), fenced by more backticks than it holds."""
+    text = one_line(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN and ±infinity (which JSON lacks) as None, tuples as lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def strict_dumps(value: Any, **kwargs: Any) -> str:
+    """Strict JSON: non-finite floats become null, and any that slip through fail loudly."""
+    return json.dumps(json_safe(value), allow_nan=False, **kwargs)
 
 
 # ---------------------------------------------------------------------------- cells
@@ -443,8 +509,10 @@ def label_headers(board: Leaderboard) -> list[str]:
     return heads + ["n"]
 
 
-def footnotes(board: Leaderboard) -> list[str]:
-    by = {c.key: c.header for c in board.columns}
+def footnotes(board: Leaderboard, text: Callable[[str], str] = str, header: Callable[[str], str] = str) -> list[str]:
+    """The notes under the tables; ``text`` renders user text (labels) and ``header`` column
+    headers in them (markdown escapes both)."""
+    by = {c.key: header(c.header) for c in board.columns}
     notes = [
         "train loss = data loss only (mean over the last epoch's batches, training mode); penalties such as L2 "
         "are stored apart. gap = val loss − train loss. Losses and metrics are those of the final epoch.",
@@ -454,28 +522,32 @@ def footnotes(board: Leaderboard) -> list[str]:
     ]
     if any(c.kind == "delta" for c in board.columns):
         notes.append(
-            f"Δ = row − baseline {board.baseline!r}, paired by seed (only seeds both rows have); [low, high] = 95% "
+            f"Δ = row − baseline {text(repr(board.baseline))}, paired by seed (only seeds both rows have); [low, high] = 95% "
             "confidence interval, t-distribution over the paired differences (n − 1 degrees of freedom); "
             "'n too small' for fewer than 2 pairs. Negative Δ = lower than the baseline; "
             "intervals that exclude 0 are highlighted."
         )
-    notes += board.notes
+    notes += [text(note) for note in board.notes]
     if board.missing:
-        notes.append(missing_summary(board))
+        notes.append(missing_summary(board, text=text))
     return notes
 
 
-def missing_summary(board: Leaderboard, limit: int = 5) -> str:
-    listed = "; ".join(board.missing[:limit]) + (" …" if len(board.missing) > limit else "")
+def missing_summary(board: Leaderboard, limit: int = 5, text: Callable[[str], str] = str) -> str:
+    listed = "; ".join(text(m) for m in board.missing[:limit]) + (" …" if len(board.missing) > limit else "")
     return f"{len(board.missing)} planned run(s) not finished, left out of the table: {listed}"
 
 
 # ---------------------------------------------------------------------------- renderers
 
 
-def section_rows(board: Leaderboard, name: str, cell: Callable[[Row, Column], Any]) -> tuple[list[str], list[list[Any]]]:
+def section_rows(board: Leaderboard, name: str, cell: Callable[[Row, Column], Any],
+                 text: Callable[[str], Any] = str) -> tuple[list[str], list[list[Any]]]:
+    """Headers of the label columns, and each row's cells; ``text`` renders the label cells
+    (user text: ``Text`` for rich, escaped for markdown)."""
     columns = board.section(name)
-    return label_headers(board), [label_cells(board, row) + [cell(row, c) for c in columns] for row in board.rows]
+    return label_headers(board), [[text(c) for c in label_cells(board, row)] + [cell(row, c) for c in columns]
+                                  for row in board.rows]
 
 
 def to_rich(board: Leaderboard):
@@ -489,16 +561,16 @@ def to_rich(board: Leaderboard):
         if not columns:
             continue
         title = f"{board.title}\n{caption}" if name == "main" else caption
-        table = Table(title=title, show_lines=True, title_justify="left")
-        heads, rows = section_rows(board, name, rich_cell)
+        table = Table(title=Text(title), show_lines=True, title_justify="left")
+        heads, rows = section_rows(board, name, rich_cell, Text)
         for i, head in enumerate(heads):
-            widest = max(len(str(cells[i])) for cells in rows)
+            widest = max(cells[i].cell_len for cells in rows)
             if head in ("regularizers", "dataset", "model"):  # names may wrap; numbers may not
                 table.add_column(head, min_width=min(widest, 12), max_width=24, overflow="fold")
             else:
                 table.add_column(head, justify="right", no_wrap=True, min_width=widest)
         for column in columns:
-            table.add_column(column.rich_header, justify="right", no_wrap=True)
+            table.add_column(Text(column.rich_header), justify="right", no_wrap=True)
         for cells in rows:
             table.add_row(*cells)
         tables.append(table)
@@ -548,7 +620,8 @@ def rich_claims(board: Leaderboard):
 def markdown_claims(board: Leaderboard, hashes: str) -> str:
     from tabulate import tabulate
 
-    rows = [[text, f"**{verdict}**" if verdict else "", *cells] for text, verdict, cells in claim_rows(board)]
+    rows = [[md_text(text), f"**{verdict}**" if verdict else "", md_text(comparison), *numbers]
+            for text, verdict, (comparison, *numbers) in claim_rows(board)]
     table = tabulate(rows, headers=list(CLAIM_HEADERS), tablefmt="pipe", disable_numparse=True,
                      colalign=["left", "left", "left", "right", "right", "right", "left"])
     counts = Counter(judged.verdict for judged in board.claims)
@@ -560,19 +633,19 @@ def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
     from tabulate import tabulate
 
     hashes = "#" * heading_level
-    parts = [f"{hashes} {board.title}\n"]
+    parts = [f"{hashes} {md_text(board.title)}\n"]
     for name, caption in SECTIONS.items():
         columns = board.section(name)
         if not columns:
             continue
-        heads, rows = section_rows(board, name, markdown_cell)
+        heads, rows = section_rows(board, name, markdown_cell, md_text)
         align = ["left" if head == "regularizers" else "right" for head in heads] + ["right"] * len(columns)
-        table = tabulate(rows, headers=heads + [c.header for c in columns], tablefmt="pipe",
+        table = tabulate(rows, headers=heads + [md_header(c.header) for c in columns], tablefmt="pipe",
                          disable_numparse=True, colalign=align)
         parts.append(f"{hashes}# {caption}\n\n{table}\n")
     if board.claims:
         parts.append(markdown_claims(board, hashes))
-    parts.append("\n".join(f"- {n}" for n in footnotes(board)) + "\n")
+    parts.append("\n".join(f"- {n}" for n in footnotes(board, md_text, md_header)) + "\n")
     return "\n".join(parts)
 
 
@@ -643,7 +716,8 @@ def write_csv(buffer: io.StringIO, rows: list[dict[str, Any]]) -> None:
 
 
 def to_json(board: Leaderboard) -> str:
-    return json.dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
+    """Strict JSON: a NaN or infinite value (a diverged run, a reference of inf) is null."""
+    return strict_dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
                        "sorted_by": board.sorted_by, "confidence": stats.CONFIDENCE,
                        "rows": records(board), "claims": claim_records(board), "missing": board.missing},
                       indent=2)

@@ -204,11 +204,20 @@ class LocalExecutor:
         return "lost", f"taken over by {record.claimed_by}"
 
     def exit_reason(self, active: Active, code: int) -> str:
+        from regsuite.checkpoint import Checkpoints  # imports torch: only when a worker failed
+
+        # What is said about a checkpoint must be true: the worker writes one after each epoch.
+        kept = Checkpoints(self.results / "checkpoints").exists(active.run.run_id)
         if active.timed_out:
-            return (f"timed out after {self.execution.timeout:g} s (execution.timeout); the last checkpoint is kept "
-                    "and --retry-failed resumes from it")
+            if kept:
+                return (f"timed out after {self.execution.timeout:g} s (execution.timeout); the last checkpoint is kept "
+                        "and --retry-failed resumes from it")
+            return (f"timed out after {self.execution.timeout:g} s (execution.timeout); no epoch finished, so there "
+                    "is no checkpoint and --retry-failed starts it over (a larger --timeout gives it longer)")
         if self.stop_requests:
-            return "interrupted; rerun the same command to resume from the last checkpoint"
+            if kept:
+                return "interrupted; rerun the same command to resume from the last checkpoint"
+            return "interrupted before its first epoch finished; rerun the same command to start it again"
         if code < 0:
             name = signal.Signals(-code).name
             hint = (" (the kernel's out-of-memory killer sends SIGKILL: see `dmesg`; fewer workers or a smaller "

@@ -10,9 +10,13 @@ For a spec, :func:`write_plots` draws
 Seeds are drawn as the mean line with a band from the lowest to the highest seed at each
 epoch (min–max: with the 2–5 seeds a benchmark affords, a ±std band would pretend to know
 the spread better than it does). Only finished runs are drawn, as in the leaderboard.
+
+A plot folder may hold files of the user's: regsuite lists the files it wrote in
+``.regsuite-plots.json`` there, and removes only files of that list that it no longer writes.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -21,12 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from regsuite import leaderboard as lb
+from regsuite.safety import check_spec_name, inside
 from regsuite.store import Store
 
 DPI = 100
 BAND = "line = mean over seeds, band = min–max over seeds"
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
+MANIFEST = ".regsuite-plots.json"  # in a plot folder: the files regsuite wrote there
 
 History = list[dict[str, float]]  # one run's epochs, as Store.epochs returns them
 
@@ -185,10 +191,19 @@ def save(figure, path: Path) -> Path:
 # ---------------------------------------------------------------------------- files
 
 
-def write_plots(store: Store, spec_name: str, directory: Path) -> list[PlotFile]:
-    """Write the spec's figures into ``directory`` (created; PNGs of rows that no longer
-    exist are removed). Returns the files, overviews first, then rows in leaderboard order."""
+def write_spec_plots(store: Store, spec_name: str, root: Path) -> list[PlotFile]:
+    """Write the spec's figures into ``root/<spec_name>/``. The name may come from the store:
+    it is checked (a spec name's rule) before anything is written."""
     board = lb.build(store, spec_name, sort="val_loss")
+    check_spec_name(spec_name, f"the results store {store.path}")
+    return write_plots(store, spec_name, inside(root, spec_name), board)
+
+
+def write_plots(store: Store, spec_name: str, directory: Path, board: lb.Leaderboard | None = None) -> list[PlotFile]:
+    """Write the spec's figures into ``directory`` (created; PNGs that regsuite wrote there
+    for rows that no longer exist are removed, other files are left alone). Returns the
+    files, overviews first, then rows in leaderboard order."""
+    board = board or lb.build(store, spec_name, sort="val_loss")
     histories = {id(row): [store.epochs(run.run_id) for run in row.runs] for row in board.rows}
     directory.mkdir(parents=True, exist_ok=True)
     written: list[PlotFile] = []
@@ -200,13 +215,13 @@ def write_plots(store: Store, spec_name: str, directory: Path) -> list[PlotFile]
         prefix = f"{slug(dataset)}-{slug(model)}-" if several else ""
         where = f" ({dataset} / {model})" if several else ""
         figure = overview_figure(board, rows, histories, where)
-        written.append(PlotFile(save(figure, directory / f"{prefix}overview.png"), f"every row{where}"))
+        written.append(PlotFile(save(figure, inside(directory, f"{prefix}overview.png")), f"every row{where}"))
     used: set[str] = {p.path.name for p in written}
     for row in board.rows:
         prefix = f"{slug(row.dataset)}-{slug(row.model)}-" if several else ""
         name = unique(f"{prefix}{slug(row.label)}", used)
         figure = row_figure(board, row, histories[id(row)])
-        written.append(PlotFile(save(figure, directory / name), row.label, row.label))
+        written.append(PlotFile(save(figure, inside(directory, name)), row.label, row.label))
     remove_stale(directory, used)
     return written
 
@@ -220,9 +235,29 @@ def unique(stem: str, used: set[str]) -> str:
 
 
 def remove_stale(directory: Path, keep: set[str]) -> None:
-    for path in directory.glob("*.png"):
-        if path.name not in keep:
+    """Remove the files that the manifest says regsuite wrote and ``keep`` no longer lists,
+    then record ``keep`` as what regsuite wrote. A file regsuite did not write is never removed."""
+    for name in sorted(written_before(directory) - keep):
+        path = directory / name
+        if path.is_file() and not path.is_symlink():
             path.unlink()
+    manifest = directory / MANIFEST
+    tmp = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"format": "regsuite-plots", "files": sorted(keep)}, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, manifest)
+
+
+def written_before(directory: Path) -> set[str]:
+    """The PNG names the folder's manifest lists (a damaged or foreign manifest: none)."""
+    try:
+        listed = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    files = listed.get("files") if isinstance(listed, dict) and listed.get("format") == "regsuite-plots" else None
+    if not isinstance(files, list):
+        return set()
+    return {name for name in files if isinstance(name, str) and name == Path(name).name
+            and name.endswith(".png") and not name.startswith(".")}
 
 
 def default_directory(results: Path, spec_name: str) -> Path:

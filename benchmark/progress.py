@@ -9,6 +9,8 @@
 The same reporters serve every executor: in-process runs call them directly, worker
 processes through their progress pipe (:func:`regsuite.worker.replay`), Ray tasks through
 the epochs the driver reads back from the store.
+
+Labels and failure reasons are user text: they are shown literally, never read as rich markup.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from regsuite.runner import GridReporter
 from regsuite.spec import PlannedRun
@@ -27,11 +30,11 @@ class RichGridReporter(GridReporter):
         self.console = console
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TaskProgressColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             console=console,
         )
         self.grid: TaskID | None = None
@@ -58,7 +61,7 @@ class RichGridReporter(GridReporter):
         self.refresh()
         if self.todo and len(self.slot_names) > 1:
             self.console.print(f"{self.todo} of {total} runs to train on {len(self.slot_names)} slots: "
-                               + ", ".join(self.slot_names), highlight=False)
+                               + ", ".join(self.slot_names), highlight=False, markup=False)
 
     def run_started(self, run: PlannedRun, slot: int = 0) -> Reporter:
         where = self.slot_names[slot] if slot < len(self.slot_names) and len(self.slot_names) > 1 else ""
@@ -73,7 +76,7 @@ class RichGridReporter(GridReporter):
             self.progress.remove_task(reporter.task)
         self.counts[status if status in ("done", "failed") else "other"] += 1
         if status != "done":
-            self.console.print(f"[yellow]{status}[/]: {run.describe()} — {detail}", highlight=False)
+            self.console.print(Text.assemble((status, "yellow"), f": {run.describe()} — {detail}"), highlight=False)
         self.refresh()
 
     def refresh(self) -> None:

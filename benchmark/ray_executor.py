@@ -181,7 +181,7 @@ def drive(ray: Any, plan: Plan, store: Store, reporter: GridReporter, execution:
                     ray.cancel(ref, force=True)
                     del in_flight[ref]
                     reason = (f"timed out after {execution.timeout:g} s (execution.timeout); the Ray task was "
-                              "cancelled, its last checkpoint is kept and --retry-failed resumes from it")
+                              f"cancelled, {checkpoint_note(store, directory, run.run_id)}")
                     store.fail(run.run_id, reason, owner=owner)
                     record_result(outcome, reporter, run, "failed", reason, slot)
                     free.append(slot)
@@ -192,10 +192,22 @@ def drive(ray: Any, plan: Plan, store: Store, reporter: GridReporter, execution:
         outcome.stopped = True
         for ref, (run, slot, _, _) in in_flight.items():
             ray.cancel(ref, force=True)
-            store.fail(run.run_id, "interrupted; rerun the same command to resume from the last checkpoint",
+            store.fail(run.run_id, f"interrupted; {checkpoint_note(store, directory, run.run_id, rerun=True)}",
                        status="interrupted", owner=owner)
             record_result(outcome, reporter, run, "interrupted", "cancelled by Ctrl-C", slot)
     return outcome
+
+
+def checkpoint_note(store: Store, directory: Path, run_id: str, rerun: bool = False) -> str:
+    """What became of the run's checkpoint, truthfully: a worker writes one after each epoch it
+    records (on the node that trained it, which may not be this one: the store's epochs tell)."""
+    from regsuite.checkpoint import Checkpoints
+
+    if Checkpoints(directory / "checkpoints").exists(run_id) or store.epochs(run_id):
+        return ("rerun the same command to resume from the last checkpoint" if rerun
+                else "its last checkpoint is kept and --retry-failed resumes from it")
+    return ("no epoch had finished; rerun the same command to start it again" if rerun
+            else "no epoch had finished, so there is no checkpoint and --retry-failed starts it over")
 
 
 def max_in_flight(resources: dict[str, float], num_gpus: float, num_cpus: float) -> int:

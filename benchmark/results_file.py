@@ -42,6 +42,7 @@ from regsuite import __version__
 from regsuite.api import run_key_fields
 from regsuite.errors import RegsuiteError
 from regsuite.registry import Registry, get_registry
+from regsuite.safety import check_spec_names
 from regsuite.spec import RegularizerSet, Spec, format_validation_errors, run_id_of, run_key_view
 from regsuite.store import Store
 
@@ -98,7 +99,8 @@ def export_lines(store: Store, spec_name: str | None = None, registry: Registry 
                                 hint=f"specs with results: {', '.join(sorted(store.spec_names())) or 'none'}")
         names = [spec_name]
     else:
-        names = sorted(store.spec_names())
+        # Names read back from a store may be anything; a file of bad names would not import.
+        names = sorted(check_spec_names(store.spec_names(), f"the results store {store.path}"))
 
     done = {run.run_id: run for run in store.runs_with_status("done")}
     memberships: dict[str, list[dict[str, Any]]] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import stat
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from regsuite import __version__
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
@@ -40,6 +42,7 @@ class PluginRef(BaseModel):
 
 
 class TrainingConfig(Strict):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # lr = inf is no learning rate
     epochs: int = Field(10, ge=1, description="epochs per run")
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 × batch_size")
@@ -52,6 +55,22 @@ class TrainingConfig(Strict):
         "fp32", json_schema_extra=KEYED_UNLESS_DEFAULT,
         description="fp32; bf16 autocast (CPU or GPU); tf32 matmuls and convolutions (GPUs). Losses stay fp32",
     )
+
+
+#: Seeds go to torch's generators (which take 0 … 2**64 - 1, and map a negative seed onto one of
+#: those, so -1 and 2**64 - 2 would be the same run) and to the results store's SQLite INTEGER
+#: (-2**63 … 2**63 - 1); the run's data and batch generators take ``seed + 1`` and ``seed + 2``.
+SEED_LIMIT = 2**63
+
+
+def check_seed(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < SEED_LIMIT:  # not bool, float or str: TOML has integers
+        raise ValueError("a seed must be an integer from 0 to 2**63 - 1 (what torch's generators "
+                         "and the results store's SQLite INTEGER both hold)")
+    return value
+
+
+Seed = Annotated[int, BeforeValidator(check_seed)]
 
 
 class RegularizerSet(Strict):
@@ -72,8 +91,8 @@ class Claim(Strict):
     higher_than: str | None = None
     lowest_of: str | list[str] | None = Field(None, description='lowest of these rows, or of "all"')
     highest_of: str | list[str] | None = None
-    below: float | None = Field(None, description="the row's metric is below this number")
-    above: float | None = None
+    below: float | None = Field(None, allow_inf_nan=False, description="the row's metric is below this number")
+    above: float | None = Field(None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def one_form(self) -> "Claim":
@@ -93,7 +112,7 @@ class Spec(Strict):
     datasets: list[PluginRef] | None = None
     model: PluginRef | None = None
     models: list[PluginRef] | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     baseline: str | None = Field(None, description='label of the baseline set (default: "none" if present)')
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     sets: list[RegularizerSet] = Field(min_length=1)
@@ -109,8 +128,9 @@ class Spec(Strict):
     @field_validator("seeds")
     @classmethod
     def unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be unique")
+        repeated = sorted(seed for seed, n in Counter(seeds).items() if n > 1)
+        if repeated:
+            raise ValueError(f"seeds must be unique; repeated: {', '.join(map(str, repeated))}")
         return seeds
 
     @model_validator(mode="after")
@@ -120,14 +140,16 @@ class Spec(Strict):
                 raise ValueError(f"'{many}' is empty: the grid would have no runs")
             if (getattr(self, single) is None) == (getattr(self, many) is None):
                 raise ValueError(f"give exactly one of '{single}' (a table) or '{many}' (a list of tables)")
+        # Linear in the number of sets: a spec may generate thousands of them.
         labels = [s.label for s in self.sets]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
         if duplicates:
             raise ValueError(f"set labels must be unique; repeated: {', '.join(duplicates)}")
-        if self.baseline is not None and self.baseline not in labels:
+        known = set(labels)
+        if self.baseline is not None and self.baseline not in known:
             raise ValueError(f"baseline {self.baseline!r} is not a set label ({', '.join(labels)})")
         for i, claim in enumerate(self.claims):
-            unknown = [name for name in referenced_labels(claim.model_dump()) if name not in labels]
+            unknown = [name for name in referenced_labels(claim.model_dump()) if name not in known]
             if unknown:
                 raise ValueError(f"claims[{i}] ({claim.text!r}) names rows that are not set labels: "
                                  f"{', '.join(map(repr, unknown))} (the labels are {', '.join(map(repr, labels))})")
@@ -151,13 +173,58 @@ class Spec(Strict):
 # ---------------------------------------------------------------------------- loading
 
 
+MAX_SPEC_BYTES = 64 << 20  # a spec is a few kilobytes; 20,000 generated sets are 1 MB
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SpecError(f"spec file not found: {path}", hint="check the path; specs live in specs/")
+    """The table of a spec file: UTF-8 TOML (a leading byte-order mark is allowed, as editors on
+    Windows write one). Anything else is one SpecError naming the cause."""
+    where = str(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        st = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}", hint="check the path; specs live in specs/") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec file {path}: {exc.strerror or exc}", hint="check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SpecError(f"{path} is a folder, not a spec file", hint="give the path of a .toml file; the specs that ship are in specs/")
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(f"{path} is not a regular file (a device, a pipe or a socket), not a spec file",
+                        hint="give the path of a .toml file")
+    if st.st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path} is {st.st_size:,} bytes, more than the {MAX_SPEC_BYTES:,} a spec may have",
+                        hint="a spec is a short TOML text; check that the path names the spec, not a data file")
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec file {path}: {exc.strerror or exc}", hint="check the path and its permissions") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path} is more than the {MAX_SPEC_BYTES:,} bytes a spec may have",
+                        hint="a spec is a short TOML text; check that the path names the spec, not a data file")
+    return parse_toml(raw, where)
+
+
+def parse_toml(raw: bytes, where: str) -> dict[str, Any]:
+    if b"\0" in raw:
+        raise SpecError(f"{where} is a binary file, not a TOML spec (a NUL byte at byte {raw.index(0):,}; TOML is text)",
+                        hint="give the path of the spec's .toml file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(f"{where} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
+                        "is not UTF-8 (TOML files are UTF-8)",
+                        hint="save the file as UTF-8; one saved as Latin-1 or Windows-1252 converts with "
+                             "iconv -f cp1252 -t utf-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        raise SpecError(f"{where} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{where} nests arrays or tables too deeply for the TOML parser",
+                        hint="a spec needs a few levels of nesting; look for runaway brackets") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -170,6 +237,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise SpecError(f"--set {key}=…: the value nests arrays or tables too deeply for the TOML parser",
+                        hint="a spec value needs a few levels of nesting; look for runaway brackets") from None
     return key.split("."), value
 
 
@@ -283,10 +353,12 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
     versions = library_versions()
     training = spec.training.model_dump()
     runs = []
-    for dataset in datasets:
+    first_entries: dict[str, tuple[int, int, int]] = {}  # run id → (dataset, model, set) that planned it first
+    clashes: dict[frozenset, PlannedRun] = {}
+    for d, dataset in enumerate(datasets):
         dataset["fingerprint"] = fingerprint_of(registry, dataset)
-        for model in models:
-            for regset, regs in zip(spec.sets, sets):
+        for m, model in enumerate(models):
+            for s, (regset, regs) in enumerate(zip(spec.sets, sets)):
                 for seed in spec.seeds:
                     plugins = {f"{kind}:{ref['name']}": registry.get(kind, ref["name"]).provider
                                for kind, ref in [("task", task), ("dataset", dataset), ("model", model)]
@@ -296,9 +368,41 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
                         "training": training, "seed": seed,
                         "versions": {**versions, "plugins": plugins},
                     }
-                    runs.append(PlannedRun(run_id_of(run_key_view(registry, config)), regset.label, config,
-                                           dict(regset.reference)))
+                    planned = PlannedRun(run_id_of(run_key_view(registry, config)), regset.label, config,
+                                         dict(regset.reference))
+                    first = first_entries.setdefault(planned.run_id, (d, m, s))
+                    if first != (d, m, s):
+                        clash = frozenset((dim, i, j) for dim, i, j in zip("dms", (d, m, s), first) if i != j)
+                        clashes.setdefault(clash, planned)
+                    runs.append(planned)
+    if clashes:
+        raise SpecError(f"spec {spec.name!r} is invalid", details=describe_clashes(spec, clashes))
     return Plan(spec, runs)
+
+
+MAX_CLASHES_SHOWN = 10
+
+
+def describe_clashes(spec: Spec, clashes: dict[frozenset, PlannedRun]) -> list[str]:
+    """One line per pair of grid entries that plan the same runs (the store keys runs by id:
+    two rows of the leaderboard cannot share one). A clash of two dimensions at once that
+    follows from clashes of each alone (datasets [a, a] × models [b, b]) is not repeated."""
+    names = {"d": [(where, ref.name) for ref, where in refs(spec, "dataset")],
+             "m": [(where, ref.name) for ref, where in refs(spec, "model")],
+             "s": [(f"sets[{i}]", s.label) for i, s in enumerate(spec.sets)]}
+    singles = {next(iter(clash)) for clash in clashes if len(clash) == 1}
+    lines = []
+    for clash, planned in sorted(clashes.items(), key=lambda item: sorted(("dms".index(d), i, j) for d, i, j in item[0])):
+        if len(clash) > 1 and clash <= singles:
+            continue
+        parts = sorted(clash, key=lambda part: "dms".index(part[0]))
+        later = " × ".join(f"{names[dim][i][0]} ({names[dim][i][1]!r})" for dim, i, _ in parts)
+        earlier = " × ".join(f"{names[dim][j][0]} ({names[dim][j][1]!r})" for dim, _, j in parts)
+        lines.append(f"{later} and {earlier} resolve to the same runs, once every default is filled in "
+                     f"(e.g. run {planned.run_id[:12]}: {planned.describe()}); remove one")
+    if len(lines) > MAX_CLASHES_SHOWN:
+        lines[MAX_CLASHES_SHOWN:] = [f"… and {len(lines) - MAX_CLASHES_SHOWN} more such pairs"]
+    return lines
 
 
 def fingerprint_of(registry: Registry, dataset: dict[str, Any]) -> str:
@@ -382,14 +486,17 @@ def check_compatibility(registry, spec, task, datasets, models, sets, errors) ->
 def check_set(registry, spec, task_name, models, i, regs, errors) -> None:
     where = f"sets[{i}] ({spec.sets[i].label!r})"
     names = [r["name"] for r in regs]
+    counts, present = Counter(names), set(names)
     claimed: dict[str, str] = {}
-    for j, name in enumerate(names):
+    reported: set[str] = set()
+    for name in names:
         cls = registry.cls("regularizer", name)
-        if names.count(name) > 1 and names.index(name) == j:
+        if counts[name] > 1 and name not in reported:
+            reported.add(name)
             errors.append(f"{where}: regularizer {name!r} appears more than once")
         if cls.tasks is not None and task_name not in cls.tasks:
             errors.append(f"{where}: regularizer {name!r} does not support task {task_name!r} (it supports {', '.join(sorted(cls.tasks))})")
-        for other in cls.conflicts_with & set(names):
+        for other in cls.conflicts_with & present:
             errors.append(f"{where}: regularizers {name!r} and {other!r} cannot be combined")
         for slot in cls.claims_slots:
             if slot in claimed and claimed[slot] != name:

@@ -46,11 +46,17 @@ class PairedDifference:
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
+def stdev(values: Sequence[float]) -> float:
+    """The sample standard deviation; NaN when a value is NaN or infinite (a diverged run),
+    where :func:`statistics.stdev` raises."""
+    return statistics.stdev(values) if all(math.isfinite(v) for v in values) else math.nan
+
+
 def describe(values: Sequence[float]) -> Described:
     values = [float(v) for v in values]
     if not values:
         return Described(None, None, 0)
-    std = statistics.stdev(values) if len(values) > 1 else None
+    std = stdev(values) if len(values) > 1 else None
     return Described(statistics.fmean(values), std, len(values))
 
 
@@ -67,7 +73,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     if n < 2:
         return None
     mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(n)
+    se = stdev(values) / math.sqrt(n)
     half = t_quantile(1 - (1 - confidence) / 2, n - 1) * se
     return mean - half, mean + half
 
@@ -80,6 +86,6 @@ def paired_difference(treatment: Mapping[int, float], baseline: Mapping[int, flo
     if not diffs:
         return PairedDifference(None, None, 0, None, None, confidence, seeds)
     interval = t_interval(diffs, confidence)
-    sd = statistics.stdev(diffs) if len(diffs) > 1 else None
+    sd = stdev(diffs) if len(diffs) > 1 else None
     low, high = interval if interval is not None else (None, None)
     return PairedDifference(statistics.fmean(diffs), sd, len(diffs), low, high, confidence, seeds)

@@ -5,11 +5,21 @@ Tables:
   epochs        per-epoch metrics of each run (long format: run, epoch, metric, value)
   spec_rows     which runs make up each spec's table, with the row label and reference values
   specs         the last resolved form of each spec that was run
+
+A store is marked as regsuite's (``PRAGMA application_id`` = :data:`APPLICATION_ID`,
+``PRAGMA user_version`` = :data:`SCHEMA_VERSION`); a store made before the mark existed is
+recognised by its tables. A file that is neither is refused, untouched: regsuite never adds
+its tables to another program's database. Commands that only read (``validate``,
+``leaderboard``, ``plot``, ``results export``) open the store read-only (``mode=ro``): they
+create no folder and change neither the schema nor the journal mode. A new store is made
+under a temporary name and linked into place whole, so a ``regsuite.db`` is never half made.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import socket
 import sqlite3
 import time
@@ -21,7 +31,11 @@ from typing import Any, Iterator
 from regsuite.errors import RegsuiteError
 
 DB_NAME = "regsuite.db"
-# Seconds without a heartbeat after which a claim from another host counts as abandoned.
+#: ``PRAGMA application_id`` of a regsuite store: "RGST".
+APPLICATION_ID = 0x52475354
+#: ``PRAGMA user_version`` of a store of this schema; a store of a later version is refused.
+SCHEMA_VERSION = 1
+# Seconds without a heartbeat after which a claim counts as abandoned (see Store.claim).
 STALE_AFTER = 120.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -60,6 +74,15 @@ CREATE TABLE IF NOT EXISTS spec_rows (
     PRIMARY KEY (spec_name, run_id)
 );
 """
+#: The tables (and their columns) by which a store made before the mark is recognised.
+TABLES = {
+    "runs": {"run_id", "config", "status", "seed", "device", "wall_time", "started_at", "finished_at",
+             "claimed_by", "heartbeat", "error", "summary"},
+    "epochs": {"run_id", "epoch", "metric", "value"},
+    "specs": {"name", "spec", "baseline", "updated_at"},
+    "spec_rows": {"spec_name", "run_id", "position", "label", "reference"},
+}
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass
@@ -80,22 +103,52 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("REGSUITE_RESULTS", "results"))
 
 
+_TOKENS: dict[int, str] = {}
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as the owner of claims: ``host:pid:pid-namespace:token``. The random
+    token makes the owner unique to this process: another process with the same host and
+    pid (in another container, or later) is another owner."""
+    pid = os.getpid()
+    token = _TOKENS.get(pid) or _TOKENS.setdefault(pid, secrets.token_hex(8))
+    return f"{socket.gethostname()}:{pid}:{pid_namespace()}:{token}"
+
+
+def pid_namespace() -> str:
+    """The PID namespace this process sees pids in (on Linux the inode of /proc/self/ns/pid,
+    which differs between containers on one host); "-" where there is none to read."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return "-"
+    number = link.rpartition("[")[2].rstrip("]")
+    return number if number.isdigit() else "-"
+
+
+OWNER = re.compile(r"^(?P<host>.*):(?P<pid>\d+):(?P<ns>\d+|-):(?P<token>[0-9a-f]+)$")
 
 
 def owner_is_dead(claimed_by: str | None) -> bool:
-    """True when ``claimed_by`` ("host:pid") names a process of this host that is gone."""
-    host, _, pid = (claimed_by or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host's process: only its heartbeat can tell
+    """True when ``claimed_by`` names a process that this process can see is gone: one of
+    this host and of this PID namespace whose pid no longer exists (or is ours, under another
+    token: a dead predecessor). A pid of another namespace (another container on this host)
+    or of an owner written without one (by an older regsuite: "host:pid") says
+    nothing here, since the same number may be a live process there: only the heartbeat can
+    tell those."""
+    match = OWNER.match(claimed_by or "")
+    if match is None or match["host"] != socket.gethostname() or match["ns"] != pid_namespace():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return claimed_by != worker_id()
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
-    return process_state(int(pid)) == "Z"
+    return process_state(pid) == "Z"
 
 
 def process_state(pid: int) -> str:
@@ -108,24 +161,29 @@ def process_state(pid: int) -> str:
 
 
 class Store:
-    def __init__(self, directory: Path | str, create: bool = True):
+    """A results store. ``create``: make it when it does not exist (else: it must).
+    ``readonly``: open it for reading only; it must exist, and nothing is written."""
+
+    def __init__(self, directory: Path | str, create: bool = True, readonly: bool = False):
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
-        if not create and not self.path.is_file():
+        self.readonly = readonly
+        check_folder(self.directory)
+        if (readonly or not create) and not os.path.lexists(self.path):
             raise RegsuiteError(
                 f"no results store at {self.path}",
                 hint="run a spec first (regsuite run SPEC), or point --results at the folder that holds regsuite.db",
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        with self.transaction():
-            for statement in SCHEMA.strip().split(";\n"):
-                if statement.strip():
-                    self.conn.execute(statement)
+        try:
+            self.conn = open_readonly(self.path) if readonly else open_writable(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if readonly:
+                raise RegsuiteError(f"cannot read the results store {self.path}: {reason}",
+                                    hint="is it damaged? point --results at another folder") from None
+            raise RegsuiteError(f"cannot write the results store {self.path}: {reason}",
+                                hint="the folder must be writable (not read-only media); point --results "
+                                     "(or $REGSUITE_RESULTS) at a writable folder") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -183,7 +241,8 @@ class Store:
               owner: str | None = None) -> bool:
         """Mark a run as ``owner``'s (default: this process), atomically. A claim is taken
         over when its heartbeat is older than ``stale_after`` seconds, or at once when its
-        owner is a process of this host that no longer exists."""
+        owner is a process of this host and PID namespace that no longer exists (see
+        :func:`owner_is_dead`)."""
         owner = owner or worker_id()
         now = time.time()
         allowed = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
@@ -193,7 +252,7 @@ class Store:
                 return False
             stale = row["status"] == "running" and (
                 (row["heartbeat"] or 0) < now - stale_after
-                or row["claimed_by"] == owner  # our id, but not our claim: a dead predecessor with our pid
+                or row["claimed_by"] == owner  # the owner claims again
                 or owner_is_dead(row["claimed_by"])
             )
             if row["status"] not in allowed and not stale:
@@ -350,3 +409,193 @@ def record_of(row: sqlite3.Row) -> RunRecord:
 def chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# ---------------------------------------------------------------------------- opening
+
+
+def check_folder(directory: Path) -> None:
+    """A results folder that is a file, or lies under one, is one message, not a traceback."""
+    try:
+        for folder in (directory, *directory.parents):
+            if os.path.lexists(folder):
+                if not folder.is_dir():
+                    where = "is a file" if folder == directory else f"lies under {folder}, which is a file"
+                    raise RegsuiteError(f"the results folder {directory} {where}, not a folder",
+                                        hint="point --results (or $REGSUITE_RESULTS) at a folder")
+                return
+    except OSError as exc:
+        raise RegsuiteError(f"cannot reach the results folder {directory}: {exc.strerror or exc}") from None
+
+
+def store_exists(directory: Path | str) -> bool:
+    """Is there something at ``directory/regsuite.db`` (that Store can open, or refuse)?"""
+    directory = Path(directory)
+    check_folder(directory)
+    return os.path.lexists(directory / DB_NAME)
+
+
+def not_a_store(path: Path, why: str) -> RegsuiteError:
+    return RegsuiteError(
+        f"{path} is not a regsuite results store: {why}; it was left untouched",
+        hint=f"move it away, or point --results (or $REGSUITE_RESULTS) at another folder: regsuite keeps its "
+             f"results in a {DB_NAME} of its own",
+    )
+
+
+def file_uri(path: Path, **query: str) -> str:
+    uri = Path(os.path.abspath(path)).as_uri()
+    return uri + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def examine(path: Path) -> bool:
+    """Refuse ``path`` (one RegsuiteError naming it) unless it is a regsuite store, reading it
+    without writing anything, beside it either. True: it carries regsuite's mark."""
+    if not path.is_file():
+        raise not_a_store(path, "it is not a regular file")
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+        size = os.fstat(handle.fileno()).st_size
+    if not head:
+        raise not_a_store(path, "it is empty")
+    if not head.startswith(SQLITE_MAGIC):
+        raise not_a_store(path, "it is not an SQLite database")
+    if len(head) < 100:
+        raise not_a_store(path, f"it is truncated ({size} bytes)")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and size < pages * page_size:  # the header's page count is valid
+        raise not_a_store(path, f"it is truncated ({size} of {pages * page_size} bytes)")
+    application_id = int.from_bytes(head[68:72], "big")
+    version = int.from_bytes(head[60:64], "big")
+    if application_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise RegsuiteError(f"the results store {path} was made by a newer regsuite (schema version {version}; "
+                                f"this one knows up to {SCHEMA_VERSION})", hint="upgrade regsuite to use it")
+        return True
+    if application_id != 0:
+        raise not_a_store(path, f"it is another program's SQLite database (application id {application_id:#010x})")
+    # Unmarked: a store of a regsuite before the mark, or another program's database. Its
+    # tables tell; read them immutably (no -wal or -shm made beside it) unless a -wal is
+    # there already, whose pages may hold the newest schema.
+    wal = path.with_name(path.name + "-wal")
+    query = {"mode": "ro"} if wal.exists() else {"mode": "ro", "immutable": "1"}
+    try:
+        conn = sqlite3.connect(file_uri(path, **query), uri=True, timeout=60)
+        try:
+            problem = missing_tables(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise not_a_store(path, f"SQLite cannot read it ({exc})") from None
+    if problem:
+        raise not_a_store(path, problem)
+    return False
+
+
+def missing_tables(conn: sqlite3.Connection) -> str | None:
+    """What regsuite's schema lacks in ``conn``'s database (None: nothing)."""
+    found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    absent = sorted(set(TABLES) - found)
+    if absent == sorted(TABLES):
+        return "it has none of regsuite's tables" + (f" (it holds {', '.join(sorted(found))})" if found else "")
+    if absent:
+        return f"it lacks regsuite's table(s) {', '.join(absent)}"
+    for table, columns in TABLES.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if columns - have:
+            return f"its table {table} lacks regsuite's column(s) {', '.join(sorted(columns - have))}"
+    return None
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    examine(path)
+    try:
+        conn = connect_readonly(path, immutable=False)
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+        # Read-only media: SQLite cannot make the -shm a WAL database is read with; and
+        # nothing can write the store there either, so it may be read as immutable.
+        conn = connect_readonly(path, immutable=True)
+    try:
+        problem = missing_tables(conn)
+    except BaseException:
+        conn.close()
+        raise
+    if problem:
+        conn.close()
+        raise not_a_store(path, problem)
+    return conn
+
+
+def connect_readonly(path: Path, immutable: bool) -> sqlite3.Connection:
+    query = {"mode": "ro", "immutable": "1"} if immutable else {"mode": "ro"}
+    conn = sqlite3.connect(file_uri(path, **query), uri=True, timeout=60, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file (and its WAL) now
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_writable(path: Path) -> sqlite3.Connection:
+    if not os.path.lexists(path):
+        make_store(path)
+    examine(path)
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        initialise(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def initialise(conn: sqlite3.Connection) -> None:
+    """regsuite's tables and mark (a store made before the mark gets it), in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA.strip().split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def make_store(path: Path) -> None:
+    """Make a new, empty store at ``path`` whole: under a temporary name, then linked into
+    place; when another process made one first, theirs is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        conn = sqlite3.connect(temporary, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            initialise(conn)
+        finally:
+            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another regsuite made it meanwhile
+        except OSError:  # a file system without hard links
+            if not os.path.lexists(path):
+                os.replace(temporary, path)
+    finally:
+        for leftover in (temporary, temporary.with_name(temporary.name + "-wal"),
+                         temporary.with_name(temporary.name + "-shm")):
+            leftover.unlink(missing_ok=True)

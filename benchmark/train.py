@@ -275,7 +275,7 @@ def run_training(
         state.epoch += 1
         epochs_here += 1
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_penalty")):
-            raise NonFiniteLoss(f"the training loss became {metrics['train_loss']} in epoch {state.epoch}",
+            raise NonFiniteLoss(non_finite_message(metrics, state.epoch, penalizing(ctx.regularizers)),
                                 hint="lower the learning rate or the regularizer's strength")
         metrics.update(evaluate(ctx, data.val, state.model, "val"))
         metrics["epoch_time"] = time.perf_counter() - epoch_start
@@ -290,6 +290,27 @@ def run_training(
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     return summary
+
+
+def penalizing(regularizers: list[api.Regularizer]) -> list[str]:
+    """Names of the regularizers that add a penalty to the objective."""
+    return [reg.name for reg in regularizers if type(reg).penalty is not api.Regularizer.penalty]
+
+
+def non_finite_message(metrics: dict[str, float], epoch: int, penalized: list[str]) -> str:
+    """Which term of the objective became NaN or infinite: the data loss (``train_loss``), the
+    regularizers' penalty (``train_penalty``), or both (each epoch's sums are all there is to
+    go by: once one term has made the weights non-finite, the other follows)."""
+    loss, penalty = metrics["train_loss"], metrics["train_penalty"]
+    names = " and ".join(penalized) or "the regularizers"
+    term = f"the penalt{'ies' if len(penalized) > 1 else 'y'} of {names} (train_penalty)"
+    if math.isfinite(penalty):
+        extra = f" (the data loss; {term} was {penalty:.4g})" if penalized else ""
+        return f"the training loss became {loss} in epoch {epoch}{extra}"
+    if math.isfinite(loss):
+        return f"{term} became {penalty} in epoch {epoch}; the data loss was {loss:.4g}"
+    return (f"the training loss (the data loss) became {loss} and {term} became {penalty} in epoch {epoch}; "
+            "once either makes the weights non-finite the other follows, so either may have been first")
 
 
 def summarize(history: list[dict[str, float]], test: dict[str, float], info: api.DataInfo,

@@ -102,7 +102,8 @@ def execute_run(run_id: str, config: dict[str, Any], sink: Sink, checkpoints: An
     except LostClaim:
         return RunResult("lost", "another regsuite process took this run over")
     except KeyboardInterrupt:
-        reason = "interrupted; rerun the same command to resume from the last checkpoint"
+        reason = ("interrupted; rerun the same command to resume from the last checkpoint" if checkpoints.exists(run_id)
+                  else "interrupted before its first epoch finished; rerun the same command to start it again")
         sink.fail(reason, status="interrupted")
         return RunResult("interrupted", reason)
     except Exception as exc:  # noqa: BLE001 - recorded with its reason, the grid goes on
@@ -223,7 +224,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m regsuite.worker", description="Train one claimed run of a results store.")
     parser.add_argument("--results", type=Path, required=True, help="folder of the results store")
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--owner", required=True, help="the claim this run is trained under (host:pid of the parent)")
+    parser.add_argument("--owner", required=True, help="the claim this run is trained under (the parent's store.worker_id(): host:pid:pid-namespace:token)")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process dies")
     parser.add_argument("--events-fd", type=int, default=-1, help="write progress as JSON lines to this fd")
     parser.add_argument("--keep-checkpoints", action="store_true")

@@ -113,6 +113,8 @@ def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path, site):
     assert result.returncode == 1
     run = runs_by_label(results)["hangs"]
     assert run["status"] == "failed" and run["error"].startswith("timed out after 3 s")
+    # it hung in epoch 1: there is no checkpoint, and the message does not claim one
+    assert "no epoch finished, so there is no checkpoint" in run["error"] and "checkpoint is kept" not in run["error"]
 
 
 # ---------------------------------------------------------------------------- concurrency

@@ -177,6 +177,9 @@ def test_plot_command_writes_into_out_and_removes_stale_files(trained, tmp_path)
     stale = tmp_path / "plots" / "tiny" / "a-row-that-is-gone.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
+    # as an earlier `regsuite plot` recorded it: only files regsuite wrote are ever removed
+    (stale.parent / ".regsuite-plots.json").write_text(
+        json.dumps({"format": "regsuite-plots", "files": ["a-row-that-is-gone.png"]}))
     result = invoke("plot", "--results", trained["results"], "--out", tmp_path / "plots")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in stale.parent.glob("*.png")) == ["l2-dropout.png", "none.png", "overview.png"]

@@ -14,12 +14,12 @@ def summaries(spec_path, *overrides):
 
 
 def test_same_seed_same_result_other_seed_differs(tiny_spec):
-    first = summaries(tiny_spec, "seeds=[0,1]", "sets.1.regularizers=[]", "sets.1.label=again")
+    # (two sets with the same regularizers would be the same runs: a validation error)
+    first = summaries(tiny_spec, "seeds=[0,1]")
     again = summaries(tiny_spec, "seeds=[0,1]")
     deterministic = ("train_loss", "val_loss", "val_accuracy")
-    assert [first[0]["final"][k] for k in deterministic] == [first[2]["final"][k] for k in deterministic]
+    assert [first[0]["final"][k] for k in deterministic] == [again[0]["final"][k] for k in deterministic]
     assert first[0]["final"]["val_loss"] != first[1]["final"]["val_loss"]
-    assert again[0]["final"]["val_loss"] == first[0]["final"]["val_loss"]
 
 
 def test_penalty_is_reported_apart_from_the_data_loss(tiny_spec):

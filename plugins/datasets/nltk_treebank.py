@@ -54,6 +54,7 @@ from pydantic import Field, model_validator
 
 from regsuite import hookimpl
 from regsuite.api import IGNORE_TARGET, Data, DataInfo, Dataset, Params, Split
+from regsuite.datacache import MAX_TEXT_BYTES, check_declared_sizes
 from regsuite.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -158,6 +159,8 @@ def treebank_reader(download: bool):
     from nltk.corpus.reader import BracketParseCorpusReader
 
     roots = find_packages(download)
+    for root in roots.values():
+        check_sizes(root)
     # nltk.corpus.treebank is this reader with these arguments (see nltk/corpus/__init__.py).
     return BracketParseCorpusReader(roots["treebank"], r"wsj_.*\.mrg", tagset="wsj", encoding="ascii")
 
@@ -192,6 +195,24 @@ def parse(reader, tagset: str | None, where: str) -> list[Sentence]:
     if not sentences:
         raise DataError(f"{where} holds no tagged sentences", hint="check the corpus files")
     return sentences
+
+
+#: NLTK reads its packages' zips itself, whole files at a time: their members' declared sizes
+#: are checked first (the treebank's largest file is 132 KB, the whole package 6 MB).
+MAX_MEMBER_BYTES = MAX_TEXT_BYTES
+MAX_PACKAGE_BYTES = 1 << 30
+
+
+def check_sizes(root) -> None:
+    """Refuse a package zip whose members declare absurd sizes, before NLTK inflates them."""
+    if not hasattr(root, "zipfile"):
+        return  # an unpacked folder: its files are only as large as they are on disk
+    try:
+        check_declared_sizes(root.zipfile, root.zipfile.filename, MAX_MEMBER_BYTES, MAX_PACKAGE_BYTES,
+                             prefix=root.entry.partition("/")[0] + "/")
+    except DataError as exc:
+        raise DataError(exc.message, hint=f"delete it and run `{DOWNLOAD_COMMAND}`, or set NLTK_DATA to a folder "
+                                          "with a good copy") from None
 
 
 def fingerprint(reader) -> tuple:
