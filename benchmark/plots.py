@@ -100,6 +100,11 @@ def new_figure(panels: int, height: float = 3.6):
     return figure, figure.subplots(1, panels, squeeze=False)[0]
 
 
+def literal(text: str) -> str:
+    """User text for matplotlib: a ``$`` would start mathtext (and ``$\\frac$`` fail to save)."""
+    return str(text).replace("$", r"\$")
+
+
 def draw(ax, c: Curve, label: str, color: str, linestyle: str = "-") -> None:
     marker = "o" if len(c.epochs) <= 15 else None
     ax.plot(c.epochs, c.mean, color=color, linestyle=linestyle, marker=marker, markersize=3, linewidth=1.6, label=label)
@@ -145,10 +150,11 @@ def row_figure(board: lb.Leaderboard, row: lb.Row, histories: list[History]):
         for split, color in (("train", TRAIN_COLOR), ("val", VAL_COLOR)):
             c = curve(histories, key(f"{split}_{metric['key']}"))
             if c is not None:
-                draw(ax, c, f"{split} {metric['label']}", color)
+                draw(ax, c, f"{split} {literal(metric['label'])}", color)
         name = metric["key"].replace("_", " ")
         style_axes(ax, f"{name} per epoch", name)
-    figure.suptitle(f"{board.spec_name}: {row.label}\n{row.dataset} / {row.model}, {row.n} seed(s); {BAND}",
+    figure.suptitle(f"{board.spec_name}: {literal(row.label)}\n{literal(row.dataset)} / {literal(row.model)}, "
+                    f"{row.n} seed(s); {BAND}",
                     fontsize=11)
     return figure
 
@@ -169,7 +175,7 @@ def overview_figure(board: lb.Leaderboard, rows: list[lb.Row], histories: dict[i
     others = iter(palette)
     for row in rows:
         color, style = ("black", "--") if row.is_baseline else (next(others), "-")
-        name = row.label + (" (baseline)" if row.is_baseline else "")
+        name = literal(row.label) + (" (baseline)" if row.is_baseline else "")
         for ax, value in ((loss_ax, key("val_loss")), (gap_ax, gap)):
             c = curve(histories[id(row)], value)
             if c is not None:
@@ -177,7 +183,7 @@ def overview_figure(board: lb.Leaderboard, rows: list[lb.Row], histories: dict[i
     gap_ax.axhline(0.0, color="grey", linewidth=0.8)
     style_axes(loss_ax, "val loss per epoch", "val loss", log_if_spread=True)
     style_axes(gap_ax, "gap (val loss − train loss) per epoch", "gap")
-    figure.suptitle(f"{board.spec_name}: every row{where}\n{BAND}", fontsize=11)
+    figure.suptitle(f"{board.spec_name}: every row{literal(where)}\n{BAND}", fontsize=11)
     return figure
 
 

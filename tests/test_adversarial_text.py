@@ -310,3 +310,16 @@ def test_strict_json_refuses_what_it_cannot_represent():
         '{"a": [null, null, null, 1.5], "b": [null]}')
     with pytest.raises(ValueError):
         json.dumps({"a": math.nan}, allow_nan=False)  # what strict_dumps relies on
+
+
+def test_plots_show_dollar_signs_literally(tmp_path):
+    """matplotlib reads $…$ as math: a label "$\\frac$" failed to save its figure."""
+    from regsuite.plots import write_plots
+    from regsuite.store import Store
+    from test_reports import make_handmade
+
+    results = make_handmade(tmp_path / "results", tmp_path)
+    with Store(results) as store:
+        store.conn.execute("UPDATE spec_rows SET label = '$\\frac$ cost $5' WHERE label = 'l2'")
+        files = write_plots(store, "handmade", tmp_path / "plots")
+    assert any(f.row == "$\\frac$ cost $5" for f in files)
