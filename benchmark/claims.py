@@ -23,19 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from regsuite import stats
+from regsuite.vocabulary import ALL, FORMS, LOWER_FORMS
 
 HELD, CONTRADICTED, INCONCLUSIVE, TOO_FEW = "held", "contradicted", "inconclusive", "n too small"
 VERDICTS = (HELD, CONTRADICTED, INCONCLUSIVE, TOO_FEW)
-
-#: The comparison keys of a claim: exactly one per claim.
-FORMS = ("lower_than", "higher_than", "lowest_of", "highest_of", "below", "above")
-ALL = "all"
-
-#: Metrics every run has (beside the task's own, as "<split>_<key>").
-RUN_METRICS = (
-    "train_loss", "val_loss", "gap", "train_penalty", "best_epoch", "best_val_loss", "val_rise",
-    "gap_at_best", "epochs_run", "wall_time",
-)
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ def expand(claim: Mapping[str, Any], labels: list[str]) -> list[tuple[str, str |
     rows = resolve_labels(claim["row"], labels)
     form = next(key for key in FORMS if claim.get(key) is not None)
     target = claim[form]
-    lower = form in ("lower_than", "lowest_of", "below")
+    lower = form in LOWER_FORMS
     out: list[tuple[str, str | None, bool, float | None]] = []
     for row in rows:
         if form in ("below", "above"):
@@ -91,17 +82,6 @@ def resolve_labels(value: str | list[str], labels: list[str]) -> list[str]:
     if value == ALL:
         return list(labels)
     return [value] if isinstance(value, str) else list(value)
-
-
-def referenced_labels(claim: Mapping[str, Any]) -> list[str]:
-    """Every set label a claim names (``"all"`` aside), for validation."""
-    names: list[str] = []
-    for key in ("row", "lower_than", "higher_than", "lowest_of", "highest_of"):
-        value = claim.get(key)
-        if value is None or value == ALL:
-            continue
-        names += [value] if isinstance(value, str) else list(value)
-    return names
 
 
 def verdict_of(difference: stats.PairedDifference, lower: bool) -> str:

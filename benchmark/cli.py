@@ -1,12 +1,17 @@
 """The ``regsuite`` command line. Errors at this boundary become one message and exit 2
-(``REGSUITE_DEBUG=1`` shows the traceback)."""
+(``REGSUITE_DEBUG=1`` shows the traceback).
+
+Each command imports what it uses when it runs: most of regsuite imports torch (seconds),
+which ``regsuite --help``, ``version`` or ``leaderboard`` do not need. This module is the
+only one that imports :mod:`regsuite.progress`, and the only one that composes the layers
+(see the import contracts in ``pyproject.toml``)."""
 from __future__ import annotations
 
 import functools
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -14,7 +19,10 @@ from rich.table import Table
 from rich.text import Text
 
 from regsuite import __version__
-from regsuite.errors import RegsuiteError
+from regsuite.errors import RegsuiteError, at_most
+
+if TYPE_CHECKING:
+    from regsuite.store import RunStatus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark what regularizers do to generalization.")
 console = Console()
@@ -93,11 +101,11 @@ def run(
     from regsuite.store import Store
 
     plan, registry = load_plan(spec, set_)
-    execution = execution_settings(plan.spec.execution, executor=executor, workers=workers, runs_per_gpu=runs_per_gpu,
-                                   threads=threads, timeout=timeout, keep_checkpoints=keep_checkpoints, address=address,
-                                   num_gpus=num_gpus, num_cpus=num_cpus)
+    execution = plan.spec.execution.with_overrides(
+        executor=executor, workers=workers, runs_per_gpu=runs_per_gpu, threads=threads, timeout=timeout,
+        keep_checkpoints=keep_checkpoints, address=address, num_gpus=num_gpus, num_cpus=num_cpus)
     if execution.executor == "ray":
-        from regsuite.ray_executor import import_ray
+        from regsuite.execution.ray_cluster import import_ray
 
         import_ray()  # a missing Ray is reported before anything is written
     directory = results_dir(results)
@@ -145,21 +153,6 @@ def run(
         raise typer.Exit(1)
 
 
-def execution_settings(spec_execution, **flags):
-    """The spec's execution table with the command line's flags on top, validated."""
-    from pydantic import ValidationError
-
-    from regsuite.errors import SpecError
-    from regsuite.spec import format_loc
-
-    try:
-        return spec_execution.with_overrides(**flags)
-    except ValidationError as exc:
-        details = [f"execution{'.' + format_loc(e['loc']) if e['loc'] else ''}: {e['msg'].removeprefix('Value error, ')}"
-                   for e in exc.errors()]
-        raise SpecError("invalid execution settings", details=details) from None
-
-
 @app.command()
 @friendly
 def validate(
@@ -172,7 +165,7 @@ def validate(
 
     plan, _ = load_plan(spec, set_)
     directory = results_dir(results)
-    statuses: dict[str, str] = {}
+    statuses: dict[str, RunStatus] = {}
     if store_exists(directory):
         with Store(directory, readonly=True) as store:
             statuses = store.statuses([r.run_id for r in plan.runs])
@@ -276,7 +269,7 @@ def wide_enough(target: Console, width: int = 120) -> Console:
 
 
 def warn_missing(board) -> None:
-    shown = board.missing[:10] + ([f"… and {len(board.missing) - 10} more"] if len(board.missing) > 10 else [])
+    shown = at_most(board.missing)
     errors.print(tagged("warning:", "yellow", f"{board.spec_name}: {len(board.missing)} planned run(s) not finished; "
                         "the table shows the finished ones. Missing:"), highlight=False, soft_wrap=True)
     for line in shown:
@@ -288,8 +281,9 @@ def warn_missing(board) -> None:
 def write_export(store, name: str, directory: Path, command: str, sort: str = "val_loss",
                  partial: bool = False) -> Path:
     from regsuite import export
+    from regsuite.registry import get_registry
 
-    return export.write_markdown(store, name, directory, command, sort, partial)
+    return export.write_markdown(store, name, directory, command, sort, partial, registry=get_registry())
 
 
 def plot_root(results: Path, out: Optional[Path]) -> Path:

@@ -28,7 +28,12 @@ class DataError(RegsuiteError):
     """Data is missing, corrupt or does not match what the spec asks for."""
 
 
-class RunFailed(RegsuiteError):
-    """One or more runs failed; finished runs are kept."""
+MAX_LISTED = 10
 
-    exit_code = 1
+
+def at_most(lines: list[str], limit: int = MAX_LISTED, more: str = "more") -> list[str]:
+    """The first ``limit`` of ``lines``, then one ``… and N more`` line for the rest: how
+    every long list in a message (an error's details, unfinished runs) is cut."""
+    if len(lines) <= limit:
+        return list(lines)
+    return [*lines[:limit], f"… and {len(lines) - limit} {more}"]

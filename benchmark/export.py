@@ -12,25 +12,30 @@ import math
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regsuite import leaderboard as lb
 from regsuite import plots
-from regsuite.errors import RegsuiteError
-from regsuite.safety import check_spec_name, inside
+from regsuite.errors import RegsuiteError, at_most
+from regsuite.safety import DATA_ENV, PortablePaths, check_spec_name, holds_absolute_path, inside
+from regsuite.spec import load_spec, read_toml
 from regsuite.store import Store
+
+if TYPE_CHECKING:
+    from regsuite.registry import Registry
 
 SPECS_DIR = Path("specs")
 
 
 def write_markdown(store: Store, name: str, directory: Path, command: str, sort: str = "val_loss",
-                   partial: bool = False) -> Path:
-    """Write ``directory/<name>.md`` and its figures in ``directory/<name>/``."""
+                   partial: bool = False, *, registry: Registry) -> Path:
+    """Write ``directory/<name>.md`` and its figures in ``directory/<name>/``. ``registry``
+    says which plugin parameters only say where things are (they are made portable)."""
     board = lb.build(store, name, sort)
     if board.missing and not partial:
         raise RegsuiteError(
             f"spec {name!r} has {len(board.missing)} unfinished run(s); a published leaderboard would be partial",
-            details=board.missing[:10] + ([f"… and {len(board.missing) - 10} more"] if len(board.missing) > 10 else []),
+            details=at_most(board.missing),
             hint=f"finish them (regsuite run specs/{name}.toml), or pass --partial to publish what exists",
         )
     # The name may come from the store, which may hold anything: checked before it becomes a path.
@@ -38,11 +43,11 @@ def write_markdown(store: Store, name: str, directory: Path, command: str, sort:
     path, figure_folder = inside(directory, f"{name}.md"), inside(directory, name)
     stored = store.spec_info(name)
     # No paths of this machine in a published file (the rule of results files).
-    info = {**stored, "spec": portable_spec(stored["spec"], f"spec {name!r}")}
+    info = {**stored, "spec": portable_spec(registry, stored["spec"], f"spec {name!r}")}
     command = portable_command(command)
     directory.mkdir(parents=True, exist_ok=True)
     figures = plots.write_plots(store, name, figure_folder)
-    text = "\n".join([*header(board, info, command), lb.to_markdown(board, heading_level=2),
+    text = "\n".join([*header(board, info, command, registry), lb.to_markdown(board, heading_level=2),
                       *figure_section(name, figures), *spec_section(info)])
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -50,7 +55,7 @@ def write_markdown(store: Store, name: str, directory: Path, command: str, sort:
     return path
 
 
-def header(board: lb.Leaderboard, info: dict[str, Any], command: str) -> list[str]:
+def header(board: lb.Leaderboard, info: dict[str, Any], command: str, registry: Registry) -> list[str]:
     runs = [run for row in board.rows for run in row.runs]
     versions = runs[0].config["versions"]
     devices = sorted({run.device or "?" for run in runs})
@@ -66,7 +71,7 @@ def header(board: lb.Leaderboard, info: dict[str, Any], command: str) -> list[st
         f"- device: {lb.md_text(', '.join(devices))}; {len(runs)} finished runs, {wall:.0f} s of training in all",
         f"- seeds: {seeds}; epochs: {spec.get('training', {}).get('epochs')}",
     ]
-    rerun = reproduce_command(board.spec_name, spec)
+    rerun = reproduce_command(board.spec_name, spec, registry)
     if rerun:
         lines.append(f"- reproduce the runs: {lb.md_code(rerun)}")
     else:
@@ -100,17 +105,15 @@ def spec_section(info: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------- reproduce
 
 
-def reproduce_command(name: str, stored: dict[str, Any]) -> str | None:
+def reproduce_command(name: str, stored: dict[str, Any], registry: Registry) -> str | None:
     """``regsuite run <spec file> --set …`` that rebuilds the stored spec from a spec file in
     ``specs/``, or None when there is no such file or --set cannot express the difference."""
     path = find_spec_file(name)
     if path is None:
         return None
-    from regsuite.spec import load_spec
-
     try:
         # Made portable as the stored spec shown here is, so that the two compare.
-        current = portable_spec(json.loads(load_spec(path).model_dump_json()), path.as_posix())
+        current = portable_spec(registry, json.loads(load_spec(path).model_dump_json()), path.as_posix())
     except RegsuiteError:
         return None
     # How runs were executed never changes their results, so it is not compared.
@@ -123,8 +126,6 @@ def reproduce_command(name: str, stored: dict[str, Any]) -> str | None:
 
 
 def find_spec_file(name: str) -> Path | None:
-    from regsuite.spec import read_toml
-
     candidates = [SPECS_DIR / f"{name}.toml"] + sorted(SPECS_DIR.glob("*.toml"))
     for path in candidates:
         if not path.is_file():
@@ -184,28 +185,26 @@ def toml_value(value: Any) -> str | None:
 # ---------------------------------------------------------------------------- portable
 
 
-def here_paths():
-    """Paths as results files write them (:class:`regsuite.results_file.PortablePaths`):
-    relative to the working directory when under it, ``$REGSUITE_DATA`` when that folder,
-    else null. A plugin not registered here: each of its parameters that holds an absolute path."""
-    from regsuite.results_file import DATA_ENV, PortablePaths, holds_absolute_path
+class ShownPaths(PortablePaths):
+    """Paths as results files write them (:class:`regsuite.safety.PortablePaths`): relative to
+    the working directory when under it, ``$REGSUITE_DATA`` when that folder, else null. A
+    plugin not registered here: each of its parameters that holds an absolute path."""
 
-    class ShownPaths(PortablePaths):
-        def params(self, registry, kind, name, params, where):
-            try:
-                return super().params(registry, kind, name, params, where)
-            except RegsuiteError:  # which parameters only say where things are is unknown here
-                return {k: (self.value(v) if holds_absolute_path(v) else v) for k, v in params.items()}
-
-    return ShownPaths(Path.cwd(), os.environ.get(DATA_ENV) or None), DATA_ENV
+    def params(self, registry, kind, name, params, where):
+        try:
+            return super().params(registry, kind, name, params, where)
+        except RegsuiteError:  # which parameters only say where things are is unknown here
+            return {k: (self.value(v) if holds_absolute_path(v) else v) for k, v in params.items()}
 
 
-def portable_spec(spec: dict[str, Any], where: str) -> dict[str, Any]:
-    """A stored spec with its plugins' path parameters portable (see :func:`here_paths`)."""
-    from regsuite.registry import get_registry
+def here_paths() -> tuple[ShownPaths, str]:
+    return ShownPaths.here(), DATA_ENV
 
+
+def portable_spec(registry: Registry, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    """A stored spec with its plugins' path parameters portable (see :class:`ShownPaths`)."""
     paths, _ = here_paths()
-    return paths.spec(get_registry(), spec, where)
+    return paths.spec(registry, spec, where)
 
 
 def portable_command(command: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from regsuite import claims as claim_checks
 from regsuite import stats
-from regsuite.errors import RegsuiteError
+from regsuite.errors import RegsuiteError, at_most
 from regsuite.store import RunRecord, Store
 
 SECTIONS = {
@@ -64,10 +64,6 @@ class Row:
     by_seed: dict[str, dict[int, float]] = field(default_factory=dict)
     deltas: dict[str, stats.PairedDifference] = field(default_factory=dict)
     is_baseline: bool = False
-
-    @property
-    def values(self) -> dict[str, list[float]]:
-        return {key: list(seeds.values()) for key, seeds in self.by_seed.items()}
 
     @property
     def n(self) -> int:
@@ -186,7 +182,7 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leader
         raise RegsuiteError(
             f"spec {spec_name!r} has no finished runs yet ({counts})",
             hint=f"run it: regsuite run specs/{spec_name}.toml",
-            details=missing[:10] + ([f"… and {len(missing) - 10} more"] if len(missing) > 10 else []),
+            details=at_most(missing),
         )
     board = Leaderboard(
         spec_name=spec_name,

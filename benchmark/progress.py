@@ -1,13 +1,13 @@
-"""Live progress with rich: the grid as a whole, and one line per slot that trains a run.
+"""Live progress with rich: the grid as a whole, and one line per lane that trains a run.
 
 ::
 
     ⠋ grid            ━━━━━━━━━━━━╸━━━━━━━━  58%  0:01:12  done 5 · running 2 · failed 1 · left 4 · ETA 0:00:51
-    ⠋   slot 0 · gpu 0  dropout · seed 1   ━━━━━━━━━━━━━━━━━━━━  70%  0:00:21  epoch 22/30 · train 0.412 · val 0.530
-    ⠋   slot 1 · gpu 1  l2 · seed 0        ━━━━━━━━━━━━━━━━━━━━  12%  0:00:04  epoch 4/30 · train 1.210
+    ⠋   lane 0 · gpu 0  dropout · seed 1   ━━━━━━━━━━━━━━━━━━━━  70%  0:00:21  epoch 22/30 · train 0.412 · val 0.530
+    ⠋   lane 1 · gpu 1  l2 · seed 0        ━━━━━━━━━━━━━━━━━━━━  12%  0:00:04  epoch 4/30 · train 1.210
 
 The same reporters serve every executor: in-process runs call them directly, worker
-processes through their progress pipe (:func:`regsuite.worker.replay`), Ray tasks through
+processes through their progress pipe (:func:`regsuite.execution.worker.replay`), Ray tasks through
 the epochs the driver reads back from the store.
 
 Labels and failure reasons are user text: they are shown literally, never read as rich markup.
@@ -15,14 +15,17 @@ Labels and failure reasons are user text: they are shown literally, never read a
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from regsuite.runner import GridReporter
-from regsuite.spec import PlannedRun
+from regsuite.execution.grid import GridReporter, RunEnd
 from regsuite.train import Reporter
+
+if TYPE_CHECKING:
+    from regsuite.spec import PlannedRun
 
 
 class RichGridReporter(GridReporter):
@@ -38,7 +41,7 @@ class RichGridReporter(GridReporter):
             console=console,
         )
         self.grid: TaskID | None = None
-        self.slot_names: list[str] = []
+        self.lane_names: list[str] = []
         self.running: dict[int, RichRunReporter] = {}
         self.counts = {"done": 0, "failed": 0, "other": 0}
         self.total = 0
@@ -52,26 +55,26 @@ class RichGridReporter(GridReporter):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def grid_started(self, total: int, done: int, slots: list[str] | None = None, failed: int = 0) -> None:
+    def grid_started(self, total: int, done: int, lanes: list[str] | None = None, failed: int = 0) -> None:
         self.total, self.todo = total, total - done - failed
         self.counts["done"], self.counts["failed"] = done, failed
-        self.slot_names = slots or []
+        self.lane_names = lanes or []
         self.started = time.monotonic()
         self.grid = self.progress.add_task("grid", total=max(total, 1), completed=done, status="")
         self.refresh()
-        if self.todo and len(self.slot_names) > 1:
-            self.console.print(f"{self.todo} of {total} runs to train on {len(self.slot_names)} slots: "
-                               + ", ".join(self.slot_names), highlight=False, markup=False)
+        if self.todo and len(self.lane_names) > 1:
+            self.console.print(f"{self.todo} of {total} runs to train on {len(self.lane_names)} lanes: "
+                               + ", ".join(self.lane_names), highlight=False, markup=False)
 
-    def run_started(self, run: PlannedRun, slot: int = 0) -> Reporter:
-        where = self.slot_names[slot] if slot < len(self.slot_names) and len(self.slot_names) > 1 else ""
+    def run_started(self, run: PlannedRun, lane: int = 0) -> Reporter:
+        where = self.lane_names[lane] if lane < len(self.lane_names) and len(self.lane_names) > 1 else ""
         description = f"  {where + '  ' if where else ''}{run.label} · seed {run.seed}"
-        self.running[slot] = RichRunReporter(self, self.progress.add_task(description, total=None, status="starting"))
+        self.running[lane] = RichRunReporter(self, self.progress.add_task(description, total=None, status="starting"))
         self.refresh()
-        return self.running[slot]
+        return self.running[lane]
 
-    def run_finished(self, run: PlannedRun, status: str, detail: str = "", slot: int = 0) -> None:
-        reporter = self.running.pop(slot, None)
+    def run_finished(self, run: PlannedRun, status: RunEnd, detail: str = "", lane: int = 0) -> None:
+        reporter = self.running.pop(lane, None)
         if reporter is not None:
             self.progress.remove_task(reporter.task)
         self.counts[status if status in ("done", "failed") else "other"] += 1
@@ -95,7 +98,7 @@ class RichGridReporter(GridReporter):
 
 
 class RichRunReporter(Reporter):
-    """One slot's line: the run's epochs and batches, its live and last losses."""
+    """One lane's line: the run's epochs and batches, its live and last losses."""
 
     def __init__(self, grid: RichGridReporter, task: TaskID):
         self.grid, self.progress, self.task = grid, grid.progress, task

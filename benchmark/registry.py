@@ -20,6 +20,11 @@ KINDS: dict[str, tuple[str, type[api.Plugin]]] = {
 DISABLE_ENV = "REGSUITE_DISABLE_EXTERNAL_PLUGINS"
 
 
+def external_plugins_enabled() -> bool:
+    """False when ``$REGSUITE_DISABLE_EXTERNAL_PLUGINS`` is 1, true or yes: built-ins only."""
+    return os.environ.get(DISABLE_ENV, "") not in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Entry:
     kind: str
@@ -58,6 +63,11 @@ class Registry:
     def cls(self, kind: str, name: str) -> type[api.Plugin]:
         return self.get(kind, name).cls
 
+    def where_params(self, kind: str, name: str) -> set[str]:
+        """The parameters of a plugin that only say where things are (``api.NOT_IN_RUN_KEY``)."""
+        params = self.cls(kind, name).Params
+        return set(params.model_fields) - api.run_key_fields(params)
+
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
@@ -66,7 +76,18 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
 
 
 def make_plugin_manager(load_external: bool | None = None) -> pluggy.PluginManager:
-    """Specs → built-ins → entry points → check_pending, the tox way."""
+    """The hook specs, then the built-in plugins, then the entry points of the group
+    ``regsuite`` (unless ``load_external`` is false; default: :func:`external_plugins_enabled`),
+    then ``check_pending()``.
+
+    Why this order: the built-ins are registered first, so they never depend on what happens
+    to be installed, and a third-party plugin that fails to load, or registers a name that is
+    taken, is reported against a registry that already holds them (the clash names the
+    built-in as the existing provider). Order decides nothing else: a name registered twice is
+    an error, never one plugin shadowing another. ``check_pending()`` comes last, so that a
+    plugin implementing a hook regsuite does not define is refused whoever provides it.
+    """
+    # Heavy (torch, albumentations, NLTK): imported when a registry is built, not with this module.
     from regsuite import plugins as builtin
 
     pm = pluggy.PluginManager(NAME)
@@ -74,7 +95,7 @@ def make_plugin_manager(load_external: bool | None = None) -> pluggy.PluginManag
     for module in builtin.MODULES:
         pm.register(module, name=f"{NAME}.builtin.{module.__name__.rsplit('.', 1)[-1]}")
     if load_external is None:
-        load_external = os.environ.get(DISABLE_ENV, "") not in ("1", "true", "yes")
+        load_external = external_plugins_enabled()
     if load_external:
         try:
             pm.load_setuptools_entrypoints(NAME)
@@ -122,7 +143,7 @@ def _default(load_external: bool) -> Registry:
 
 
 def get_registry() -> Registry:
-    return _default(os.environ.get(DISABLE_ENV, "") not in ("1", "true", "yes"))
+    return _default(external_plugins_enabled())
 
 
 def reset() -> None:

@@ -39,17 +39,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from regsuite import __version__
-from regsuite.api import run_key_fields
 from regsuite.errors import RegsuiteError
 from regsuite.registry import Registry, get_registry
-from regsuite.safety import check_spec_names
+from regsuite.safety import PLUGIN_KINDS, PortablePaths, check_spec_names
 from regsuite.spec import RegularizerSet, Spec, format_validation_errors, run_id_of, run_key_view
 from regsuite.store import Store
 
 FORMAT = "regsuite-results"
 VERSION = 1
-DATA_ENV = "REGSUITE_DATA"
-PLUGIN_KINDS = ("task", "dataset", "model")
 
 # The same rules as a spec's name and a set's label: reused from the spec models, not copied.
 SpecName = Annotated[str, Spec.model_fields["name"]]
@@ -92,7 +89,7 @@ def export_results(store: Store, out: Path, spec_name: str | None = None, regist
 def export_lines(store: Store, spec_name: str | None = None, registry: Registry | None = None,
                  cwd: Path | None = None) -> tuple[list[str], Exported]:
     registry = registry or get_registry()
-    paths = PortablePaths(cwd or Path.cwd(), os.environ.get(DATA_ENV) or None)
+    paths = PortablePaths.here(cwd)
     if spec_name is not None:
         if store.spec_info(spec_name) is None:
             raise RegsuiteError(f"no results for spec {spec_name!r} in {store.path}",
@@ -154,98 +151,6 @@ def finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite(v) for v in value]
     return value
-
-
-class PortablePaths:
-    """Rewrites the where-parameters (``api.NOT_IN_RUN_KEY``) of plugins that hold absolute paths."""
-
-    def __init__(self, cwd: Path, data_dir: str | None):
-        self.bases = unique([os.path.normpath(os.path.abspath(cwd)), os.path.realpath(cwd)])
-        self.data_dir = os.path.realpath(os.path.expanduser(data_dir)) if data_dir else None
-
-    def path(self, value: str) -> str | None:
-        if not os.path.isabs(value):
-            return value
-        for candidate in unique([os.path.normpath(value), os.path.realpath(value)]):
-            for base in self.bases:
-                if candidate == base or candidate.startswith(base.rstrip(os.sep) + os.sep):
-                    return Path(os.path.relpath(candidate, base)).as_posix()
-        if self.data_dir is not None and os.path.realpath(value) == self.data_dir:
-            return f"${DATA_ENV}"
-        return None
-
-    def value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.path(value)
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        return value
-
-    def params(self, registry: Registry, kind: str, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:
-        try:
-            model = registry.cls(kind, name).Params
-        except RegsuiteError:
-            # Which parameters only say where things are is the plugin's to say: without it,
-            # refuse rather than write a path of this machine into the file.
-            leaking = sorted(k for k, v in params.items() if holds_absolute_path(v))
-            if leaking:
-                raise RegsuiteError(
-                    f"{where}: {kind} {name!r} is not registered here, and its parameter(s) "
-                    f"{', '.join(leaking)} hold an absolute path that the export must not carry",
-                    hint=f"install the plugin that provides {kind} {name!r}, or export another spec",
-                ) from None
-            return dict(params)
-        where_only = set(model.model_fields) - run_key_fields(model)
-        return {k: (self.value(v) if k in where_only else v) for k, v in params.items()}
-
-    def config(self, registry: Registry, config: dict[str, Any], where: str) -> dict[str, Any]:
-        """A run's resolved config (``{"dataset": {"name", "params", …}, …}``)."""
-        out = dict(config)
-        for kind in PLUGIN_KINDS:
-            ref = config[kind]
-            out[kind] = {**ref, "params": self.params(registry, kind, ref["name"], ref.get("params", {}), where)}
-        out["regularizers"] = [{**ref, "params": self.params(registry, "regularizer", ref["name"], ref.get("params", {}), where)}
-                               for ref in config["regularizers"]]
-        return out
-
-    def spec(self, registry: Registry, spec: dict[str, Any], where: str) -> dict[str, Any]:
-        """A stored spec, whose plugin references are ``{"name": …, <params>…}``."""
-
-        def ref(kind: str, value: Any) -> Any:
-            if not isinstance(value, dict) or "name" not in value:
-                return value
-            params = {k: v for k, v in value.items() if k != "name"}
-            return {"name": value["name"], **self.params(registry, kind, value["name"], params, where)}
-
-        out = dict(spec)
-        for kind in PLUGIN_KINDS:
-            if kind in out:
-                out[kind] = ref(kind, out[kind])
-            if isinstance(out.get(f"{kind}s"), list):
-                out[f"{kind}s"] = [ref(kind, item) for item in out[f"{kind}s"]]
-        if isinstance(out.get("sets"), list):
-            out["sets"] = [
-                {**s, "regularizers": [ref("regularizer", r) for r in s["regularizers"]]}
-                if isinstance(s, dict) and isinstance(s.get("regularizers"), list) else s
-                for s in out["sets"]
-            ]
-        return out
-
-
-def holds_absolute_path(value: Any) -> bool:
-    if isinstance(value, str):
-        return os.path.isabs(value)
-    if isinstance(value, list):
-        return any(holds_absolute_path(v) for v in value)
-    if isinstance(value, dict):
-        return any(holds_absolute_path(v) for v in value.values())
-    return False
-
-
-def unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
 
 
 # ============================================================================ the records
@@ -598,7 +503,7 @@ def same_spec(registry: Registry, store: Store, name: str, info: dict[str, Any],
               baseline: str | None, rows: list[tuple]) -> bool:
     """Does the store hold this spec as the file does (its rows may list more: unfinished runs)?"""
     try:
-        portable = PortablePaths(Path.cwd(), os.environ.get(DATA_ENV) or None).spec(registry, info["spec"], name)
+        portable = PortablePaths.here().spec(registry, info["spec"], name)
     except RegsuiteError:
         return False
     if finite(portable) != spec or info["baseline"] != baseline:

@@ -1,4 +1,10 @@
-"""Spec files: TOML in, a validated grid of fully resolved runs out."""
+"""Spec files: TOML in, a validated grid of fully resolved runs out.
+
+The spec's tables are the models below: ``[training]`` (:class:`TrainingConfig`, part of every
+run's key), ``[execution]`` (:class:`ExecutionConfig`, how the grid runs, never part of a run),
+``[[sets]]`` and ``[[claims]]``. :func:`resolve` expands a spec into its runs with the plugins of
+a registry.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,16 +15,17 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from regsuite import __version__
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
-from regsuite.claims import FORMS, RUN_METRICS, referenced_labels
-from regsuite.errors import SpecError
-from regsuite.execution import ExecutionConfig
-from regsuite.registry import Registry
+from regsuite.errors import RegsuiteError, SpecError, at_most
+from regsuite.vocabulary import FORMS, RUN_METRICS, SPEC_NAME_MAX_LENGTH, SPEC_NAME_PATTERN, referenced_labels
+
+if TYPE_CHECKING:
+    from regsuite.registry import Registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,6 +62,50 @@ class TrainingConfig(Strict):
         "fp32", json_schema_extra=KEYED_UNLESS_DEFAULT,
         description="fp32; bf16 autocast (CPU or GPU); tf32 matmuls and convolutions (GPUs). Losses stay fp32",
     )
+
+
+RAY_ONLY = ("address", "num_gpus", "num_cpus")
+
+
+class ExecutionConfig(Strict):
+    """The ``[execution]`` table (and the flags of ``regsuite run``): where and how many runs
+    train at once, never what a run computes, so it is not part of the resolved run config and
+    does not change run ids. :mod:`regsuite.execution` carries it out."""
+
+    executor: Literal["local", "ray"] = Field("local", description="local worker processes, or tasks on a Ray cluster")
+    workers: int | None = Field(
+        None, ge=0,
+        description="runs at once (local default: visible GPUs × runs_per_gpu, or 1 without a GPU; "
+                    "0 = train in this process); ray: most runs in flight (default: what the cluster holds)",
+    )
+    runs_per_gpu: int = Field(1, ge=1, description="local: runs sharing each GPU (small models leave a GPU idle alone)")
+    threads: int | None = Field(None, ge=1, description="local: torch threads per run (default: cores // runs at once)")
+    timeout: float | None = Field(None, gt=0, description="seconds one run attempt may take before it is killed and recorded as failed")
+    keep_checkpoints: bool = Field(False, description="keep the per-epoch checkpoint of finished runs")
+    address: str | None = Field(None, description='ray: cluster address ("auto", "host:6379"); default: start a local Ray instance')
+    num_gpus: float | None = Field(None, ge=0, description="ray: GPUs per run, fractional allowed (default: 1 if the cluster has GPUs, else 0)")
+    num_cpus: float | None = Field(None, gt=0, description="ray: CPUs per run (default 1)")
+
+    @model_validator(mode="after")
+    def ray_keys_need_ray(self) -> "ExecutionConfig":
+        given = [key for key in RAY_ONLY if getattr(self, key) is not None]
+        if self.executor == "local" and given:
+            raise ValueError(f"{', '.join(given)} only apply to executor = \"ray\" (add --executor ray)")
+        if self.executor == "ray" and self.threads is not None:
+            raise ValueError("threads applies to the local executor; on Ray a run gets num_cpus threads")
+        if self.executor == "local" and self.workers == 0 and self.timeout is not None:
+            raise ValueError("timeout needs worker processes (workers >= 1): a run in this process cannot be killed")
+        return self
+
+    def with_overrides(self, **flags: Any) -> "ExecutionConfig":
+        """These settings with the command line's flags (None = not given) on top, validated:
+        a SpecError lists what is wrong, as for the spec's own table."""
+        merged = self.model_dump(exclude_unset=True)
+        merged.update({key: value for key, value in flags.items() if value is not None})
+        try:
+            return ExecutionConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise SpecError("invalid execution settings", details=format_validation_errors(exc, prefix="execution.")) from None
 
 
 #: Seeds go to torch's generators (which take 0 … 2**64 - 1, and map a negative seed onto one of
@@ -105,7 +156,7 @@ class Claim(Strict):
 
 
 class Spec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    name: str = Field(pattern=SPEC_NAME_PATTERN, max_length=SPEC_NAME_MAX_LENGTH)
     description: str = ""
     task: PluginRef
     dataset: PluginRef | None = None
@@ -155,13 +206,13 @@ class Spec(Strict):
                                  f"{', '.join(map(repr, unknown))} (the labels are {', '.join(map(repr, labels))})")
         return self
 
-    @property
-    def dataset_refs(self) -> list[PluginRef]:
-        return self.datasets if self.datasets is not None else [self.dataset]
-
-    @property
-    def model_refs(self) -> list[PluginRef]:
-        return self.models if self.models is not None else [self.model]
+    def refs(self, kind: Literal["dataset", "model"]) -> list[tuple[PluginRef, str]]:
+        """The grid's datasets (or models), each with where the spec gives it: ``dataset``
+        for the single table, ``datasets[i]`` for an entry of the list."""
+        single, many = getattr(self, kind), getattr(self, f"{kind}s")
+        if many is None:
+            return [(single, kind)]
+        return [(ref, f"{kind}s[{i}]") for i, ref in enumerate(many)]
 
     @property
     def baseline_label(self) -> str | None:
@@ -278,9 +329,11 @@ def load_spec(path: Path | str, overrides: list[str] = ()) -> Spec:
 
 
 def format_validation_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per error: ``where: what`` (``prefix`` + the error's location; an error of the
+    whole model is at ``prefix`` itself), ``unknown key`` for extra keys, the value given."""
     lines = []
     for err in exc.errors():
-        loc = prefix + format_loc(err["loc"])
+        loc = prefix + format_loc(err["loc"]) if err["loc"] else prefix.removesuffix(".")
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
@@ -338,8 +391,8 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
     """Validate every plugin reference against the registry and expand the grid."""
     errors: list[str] = []
     task = resolve_ref(registry, "task", spec.task, "task", errors)
-    datasets = [resolve_ref(registry, "dataset", ref, where, errors) for ref, where in refs(spec, "dataset")]
-    models = [resolve_ref(registry, "model", ref, where, errors) for ref, where in refs(spec, "model")]
+    datasets = [resolve_ref(registry, "dataset", ref, where, errors) for ref, where in spec.refs("dataset")]
+    models = [resolve_ref(registry, "model", ref, where, errors) for ref, where in spec.refs("model")]
     sets = [
         [resolve_ref(registry, "regularizer", ref, f"sets[{i}].regularizers[{j}]", errors) for j, ref in enumerate(s.regularizers)]
         for i, s in enumerate(spec.sets)
@@ -387,8 +440,8 @@ def describe_clashes(spec: Spec, clashes: dict[frozenset, PlannedRun]) -> list[s
     """One line per pair of grid entries that plan the same runs (the store keys runs by id:
     two rows of the leaderboard cannot share one). A clash of two dimensions at once that
     follows from clashes of each alone (datasets [a, a] × models [b, b]) is not repeated."""
-    names = {"d": [(where, ref.name) for ref, where in refs(spec, "dataset")],
-             "m": [(where, ref.name) for ref, where in refs(spec, "model")],
+    names = {"d": [(where, ref.name) for ref, where in spec.refs("dataset")],
+             "m": [(where, ref.name) for ref, where in spec.refs("model")],
              "s": [(f"sets[{i}]", s.label) for i, s in enumerate(spec.sets)]}
     singles = {next(iter(clash)) for clash in clashes if len(clash) == 1}
     lines = []
@@ -400,9 +453,7 @@ def describe_clashes(spec: Spec, clashes: dict[frozenset, PlannedRun]) -> list[s
         earlier = " × ".join(f"{names[dim][j][0]} ({names[dim][j][1]!r})" for dim, _, j in parts)
         lines.append(f"{later} and {earlier} resolve to the same runs, once every default is filled in "
                      f"(e.g. run {planned.run_id[:12]}: {planned.describe()}); remove one")
-    if len(lines) > MAX_CLASHES_SHOWN:
-        lines[MAX_CLASHES_SHOWN:] = [f"… and {len(lines) - MAX_CLASHES_SHOWN} more such pairs"]
-    return lines
+    return at_most(lines, MAX_CLASHES_SHOWN, "more such pairs")
 
 
 def fingerprint_of(registry: Registry, dataset: dict[str, Any]) -> str:
@@ -437,16 +488,7 @@ def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def refs(spec: Spec, kind: str) -> list[tuple[PluginRef, str]]:
-    single, many = getattr(spec, kind), getattr(spec, f"{kind}s")
-    if many is None:
-        return [(single, kind)]
-    return [(ref, f"{kind}s[{i}]") for i, ref in enumerate(many)]
-
-
 def resolve_ref(registry: Registry, kind: str, ref: PluginRef, where: str, errors: list[str]) -> dict[str, Any]:
-    from regsuite.errors import RegsuiteError
-
     try:
         cls = registry.cls(kind, ref.name)
     except RegsuiteError as exc:
@@ -471,11 +513,11 @@ def check_claim_metrics(registry: Registry, spec: Spec, errors: list[str]) -> No
 
 def check_compatibility(registry, spec, task, datasets, models, sets, errors) -> None:
     task_name = task["name"]
-    for dataset, (_, where) in zip(datasets, refs(spec, "dataset")):
+    for dataset, (_, where) in zip(datasets, spec.refs("dataset")):
         serves = registry.cls("dataset", dataset["name"]).task
         if serves != task_name:
             errors.append(f"{where}: dataset {dataset['name']!r} is for task {serves!r}, but the spec's task is {task_name!r}")
-    for model, (_, where) in zip(models, refs(spec, "model")):
+    for model, (_, where) in zip(models, spec.refs("model")):
         cls = registry.cls("model", model["name"])
         if task_name not in cls.tasks:
             errors.append(f"{where}: model {model['name']!r} does not support task {task_name!r} (it supports {', '.join(sorted(cls.tasks))})")

@@ -26,9 +26,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
 from regsuite.errors import RegsuiteError
+
+if TYPE_CHECKING:
+    from regsuite.spec import Plan
+
+#: What the store says of a run: ``pending`` (planned, not started), ``running`` (claimed by a
+#: process, see :meth:`Store.claim`), or how its last attempt ended: ``done``, ``failed``,
+#: ``interrupted`` (stopped by a signal; its checkpoint, if any, resumes it).
+RunStatus = Literal["pending", "running", "done", "failed", "interrupted"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 DB_NAME = "regsuite.db"
 #: ``PRAGMA application_id`` of a regsuite store: "RGST".
@@ -37,11 +46,11 @@ APPLICATION_ID = 0x52475354
 SCHEMA_VERSION = 1
 # Seconds without a heartbeat after which a claim counts as abandoned (see Store.claim).
 STALE_AFTER = 120.0
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted')),
+    status TEXT NOT NULL CHECK (status IN ({', '.join(f"'{status}'" for status in RUN_STATUSES)})),
     seed INTEGER NOT NULL,
     device TEXT,
     wall_time REAL,
@@ -89,7 +98,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 class RunRecord:
     run_id: str
     config: dict[str, Any]
-    status: str
+    status: RunStatus
     seed: int
     device: str | None
     wall_time: float | None
@@ -207,7 +216,7 @@ class Store:
 
     # ------------------------------------------------------------------ planning
 
-    def register_plan(self, plan: Any) -> None:
+    def register_plan(self, plan: Plan) -> None:
         """Record the spec, its rows, and a pending row for every run not yet in the store."""
         spec = plan.spec
         with self.transaction() as tx:
@@ -227,7 +236,7 @@ class Store:
                     (spec.name, run.run_id, position, run.label, json.dumps(run.reference)),
                 )
 
-    def statuses(self, run_ids: list[str]) -> dict[str, str]:
+    def statuses(self, run_ids: list[str]) -> dict[str, RunStatus]:
         found = {}
         for chunk in chunks(run_ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -310,7 +319,7 @@ class Store:
             )
             return True
 
-    def fail(self, run_id: str, error: str, status: str = "failed", owner: str | None = None) -> bool:
+    def fail(self, run_id: str, error: str, status: RunStatus = "failed", owner: str | None = None) -> bool:
         with self.transaction() as tx:
             if not self.holds(tx, run_id, owner):
                 return False
@@ -384,7 +393,7 @@ class Store:
         return [{"position": r["position"], "run_id": r["run_id"], "label": r["label"],
                  "reference": json.loads(r["reference"])} for r in rows]
 
-    def runs_with_status(self, status: str) -> list[RunRecord]:
+    def runs_with_status(self, status: RunStatus) -> list[RunRecord]:
         """Every run with ``status``, by run id."""
         rows = self.conn.execute("SELECT * FROM runs WHERE status=? ORDER BY run_id", (status,)).fetchall()
         return [record_of(row) for row in rows]

@@ -26,7 +26,7 @@ PROGRESS_EVERY = 20  # batches between live-loss updates (each costs one device 
 
 
 class NonFiniteLoss(RegsuiteError):
-    exit_code = 1
+    """The training loss or the regularizers' penalty became NaN or infinite: the run fails."""
 
 
 class Reporter:
@@ -266,12 +266,12 @@ def run_training(
     if state.epoch:
         reporter.run_resumed(state.epoch)
     started = time.perf_counter()
-    train_seconds = 0.0
+    fitting_seconds = 0.0  # in train_epoch only (the batches), for the throughput
     epochs_here = 0  # a resumed run starts at state.epoch > 0
     while state.epoch < epochs and not state.stopped:
         epoch_start = time.perf_counter()
         metrics = train_epoch(ctx, data, state, loss_fn, reporter)
-        train_seconds += time.perf_counter() - epoch_start
+        fitting_seconds += time.perf_counter() - epoch_start
         state.epoch += 1
         epochs_here += 1
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_penalty")):
@@ -279,7 +279,7 @@ def run_training(
                                 hint="lower the learning rate or the regularizer's strength")
         metrics.update(evaluate(ctx, data.val, state.model, "val"))
         metrics["epoch_time"] = time.perf_counter() - epoch_start
-        metrics["train_samples_per_s"] = len(data.train) / max(train_seconds / epochs_here, 1e-9)
+        metrics["train_samples_per_s"] = len(data.train) / max(fitting_seconds / epochs_here, 1e-9)
         state.history.append({"epoch": state.epoch, **metrics})
         reporter.epoch_done(state.epoch, metrics)
         # Every regularizer sees every epoch, before on_epoch checkpoints their state.
@@ -315,6 +315,9 @@ def non_finite_message(metrics: dict[str, float], epoch: int, penalized: list[st
 
 def summarize(history: list[dict[str, float]], test: dict[str, float], info: api.DataInfo,
               seconds: float) -> dict[str, Any]:
+    """A run's summary. ``train_seconds`` = ``seconds``: :func:`run_training` from its first
+    epoch to the end of the test split (every epoch's batches and evaluation, this attempt only);
+    the store's ``wall_time`` is the whole run (building it too, summed over resumed attempts)."""
     final = history[-1]
     best = min(history, key=lambda m: m["val_loss"])
     return {

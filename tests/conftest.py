@@ -5,6 +5,7 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from helpers.specs import TINY_SPEC
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -53,38 +54,14 @@ def isolated_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "results"
 
 
-TINY_SPEC = """
-name = "tiny"
-task = "image_classification"
-seeds = [0, 1]
-
-[dataset]
-name = "digits"
-train_limit = 60
-
-[model]
-name = "small_cnn"
-width = 4
-hidden = 16
-
-[training]
-epochs = 2
-batch_size = 32
-
-[execution]
-workers = 0           # in this process: these tests are about specs and tables, not executors
-
-[[sets]]
-label = "none"
-regularizers = []
-
-[[sets]]
-label = "l2 + dropout"
-regularizers = [{ name = "l2", weight = 1e-3 }, { name = "dropout", p = 0.25 }]
-reference = { train_loss = 1.5, val_loss = 2.0 }
-"""
-
-
 @pytest.fixture
 def tiny_spec(files) -> Path:
     return files({"tiny.toml": TINY_SPEC}) / "tiny.toml"
+
+
+@pytest.fixture
+def isolated_nltk(monkeypatch, tmp_path):
+    """NLTK without ../shared or a network (see helpers.treebank.isolate_nltk)."""
+    from helpers.treebank import isolate_nltk  # imports NLTK: only for the tests that ask
+
+    yield from isolate_nltk(monkeypatch, tmp_path)

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY_SPEC
-from execution_support import runs_by_label
+from helpers.execution import runs_by_label
+from helpers.specs import TINY_SPEC
 from regsuite import datacache
 from regsuite.cli import app
 from regsuite.datacache import FolderTree, ZipTree
 from regsuite.errors import DataError, SpecError
 from regsuite.spec import load_spec, read_toml
-from test_nltk_treebank import isolated_nltk  # noqa: F401  (a fixture)
 
 runner = CliRunner()
 MiB = 1 << 20
@@ -172,7 +171,7 @@ def test_seeds_outside_0_to_2_63_are_refused(seeds, tiny_spec, isolated_results)
 def train_here(spec: Path, results: Path, overrides: list[str] = ()) -> dict[str, dict]:
     """Train a spec's grid in this process (no plots, no leaderboard); its runs by label."""
     from regsuite.registry import get_registry
-    from regsuite.runner import run_plan
+    from regsuite.execution.inprocess import run_plan
     from regsuite.spec import resolve
     from regsuite.store import Store
 
@@ -323,7 +322,7 @@ def test_tiny_imagenet_refuses_an_archive_with_a_bomb_image(tmp_path, monkeypatc
 
 def test_nltk_treebank_checks_declared_sizes_before_nltk_reads_the_zip(isolated_nltk, monkeypatch):
     from regsuite.plugins.datasets import nltk_treebank as tb
-    from test_nltk_treebank import dataset, write_fake_nltk_data
+    from helpers.treebank import dataset, write_fake_nltk_data
 
     write_fake_nltk_data(isolated_nltk["dir"])
     corpus = isolated_nltk["dir"] / "corpora" / "treebank.zip"
@@ -371,15 +370,14 @@ def test_infinite_parameters_are_refused_when_the_spec_loads(files, isolated_res
 
 
 def executor_for(results: Path, timeout: float):
-    from regsuite.execution import ExecutionConfig, SlotPlan
-    from regsuite.local_executor import Active, LocalExecutor
-    from regsuite.spec import Plan, PlannedRun
+    from regsuite.execution.local import Active, Lane, LocalExecutor
+    from regsuite.spec import ExecutionConfig, Plan, PlannedRun
     from regsuite.store import Store
 
     store = Store(results)
     run = PlannedRun("0123456789abcdef", "none", {"dataset": {"name": "digits"}, "model": {"name": "small_cnn"}, "seed": 0})
-    executor = LocalExecutor(Plan(None, [run]), store, None, [SlotPlan(0, None, 1)], ExecutionConfig(timeout=timeout), False)
-    active = Active(run, SlotPlan(0, None, 1), None, -1, None, 0.0, results / "logs" / "x.log", 0, timed_out=True)
+    executor = LocalExecutor(Plan(None, [run]), store, None, [Lane(0, None, 1)], ExecutionConfig(timeout=timeout), False)
+    active = Active(run, Lane(0, None, 1), None, -1, None, 0.0, results / "logs" / "x.log", 0, timed_out=True)
     return executor, active, store
 
 

@@ -33,8 +33,8 @@ from regsuite.safety import inside
 from regsuite.spec import load_spec, resolve
 from regsuite.store import APPLICATION_ID, DB_NAME, SCHEMA, Store, owner_is_dead, pid_namespace, worker_id
 
-from execution_support import cli_env, install_fault_plugin, runs_by_label, start_cli, wait_for_files, write_spec
-from test_reports import make_handmade
+from helpers.execution import cli_env, install_fault_plugin, runs_by_label, start_cli, wait_for_files, write_spec
+from helpers.reports import make_handmade
 
 runner = CliRunner()
 SIDE_FILES = ("-wal", "-shm", "-journal")

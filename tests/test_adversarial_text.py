@@ -13,17 +13,17 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import reports as handmade
+from helpers.reports import make_handmade
 from rich.console import Console
 from typer.testing import CliRunner
 
-import test_reports
 from regsuite import cli
 from regsuite import leaderboard as lb
 from regsuite.cli import app
 from regsuite.progress import RichGridReporter
 from regsuite.spec import PlannedRun
 from regsuite.store import Store
-from test_reports import make_handmade
 
 runner = CliRunner()
 
@@ -45,18 +45,18 @@ def toml_string(text: str) -> str:
 
 def relabelled(tmp_path: Path, monkeypatch, labels: dict[str, str], *, final: dict | None = None,
                head: str = "", extra: str = "", reference: str | None = None) -> Path:
-    """The handmade store of test_reports with its sets relabelled (old label → new label);
+    """The handmade store (helpers.reports) with its sets relabelled (old label → new label);
     ``head`` goes before the first table, ``extra`` after the last, ``reference`` replaces
     the dropout set's reference table."""
-    text = test_reports.HANDMADE_SPEC
+    text = handmade.HANDMADE_SPEC
     for old, new in labels.items():
         text = text.replace(f'label = "{old}"', f"label = {toml_string(new)}")
     text = text.replace("seeds = [0, 1, 2]\n", "seeds = [0, 1, 2]\n" + head)
     if reference is not None:
         text = text.replace("reference = { train_loss = 1.0, val_loss = 2.5 }", reference)
-    numbers = {labels.get(k, k): v for k, v in (final or test_reports.FINAL).items()}
-    monkeypatch.setattr(test_reports, "HANDMADE_SPEC", text)
-    monkeypatch.setattr(test_reports, "FINAL", numbers)
+    numbers = {labels.get(k, k): v for k, v in (final or handmade.FINAL).items()}
+    monkeypatch.setattr(handmade, "HANDMADE_SPEC", text)
+    monkeypatch.setattr(handmade, "FINAL", numbers)
     return make_handmade(tmp_path / "results", tmp_path, extra=extra)
 
 
@@ -179,7 +179,7 @@ regularizers = [{ name = "l2", weight = 1e-2 }]
 
 
 def test_rich_leaderboard_shows_labels_and_claims_literally(tmp_path, monkeypatch):
-    final = {**test_reports.FINAL, "[bold]x[/bold]": test_reports.FINAL["l2"]}
+    final = {**handmade.FINAL, "[bold]x[/bold]": handmade.FINAL["l2"]}
     results = relabelled(tmp_path, monkeypatch, {"l2": "[/]", "dropout": "dropout [p=0.5]"}, final=final,
                          extra=FOURTH_SET + MARKUP_CLAIM)
     result = invoke("leaderboard", "handmade", "--results", results)
@@ -289,7 +289,7 @@ def test_json_output_turns_infinite_references_into_null(tmp_path, monkeypatch):
 
 
 def test_a_diverged_metric_is_null_in_json_and_nan_in_tables(tmp_path, monkeypatch):
-    final = dict(test_reports.FINAL)
+    final = dict(handmade.FINAL)
     final["l2"] = [(math.nan, 3.0, 0.50), (1.0, 4.0, 0.50), (1.0, 5.0, 0.50)]  # seed 0 diverged
     results = relabelled(tmp_path, monkeypatch, {}, final=final)
     result = invoke("leaderboard", "handmade", "--results", results, "--format", "json")
@@ -316,7 +316,7 @@ def test_plots_show_dollar_signs_literally(tmp_path):
     """matplotlib reads $…$ as math: a label "$\\frac$" failed to save its figure."""
     from regsuite.plots import write_plots
     from regsuite.store import Store
-    from test_reports import make_handmade
+    from helpers.reports import make_handmade
 
     results = make_handmade(tmp_path / "results", tmp_path)
     with Store(results) as store:

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from regsuite import claims, stats
 from regsuite.cli import app
-from test_reports import markdown_rows, make_handmade
+from helpers.reports import make_handmade, markdown_rows
 
 runner = CliRunner()
 
-# Against the handmade numbers (tests/test_reports.py), paired by seed:
+# Against the handmade numbers (tests/helpers/reports.py), paired by seed:
 #   dropout − none, val loss: [-.2, -.21, -.19] → [-0.225, -0.175]: lower, held
 #   l2 − none, val loss: [1, 2, 3] → [-0.484, +4.484]: inconclusive
 #   dropout − 2.0, val loss: [-.2, -.21, -.19]: below 2, held
@@ -134,7 +134,7 @@ def test_claims_table_in_markdown_rich_and_csv(tmp_path):
     ('text = "t"\nrow = "dropout"\nbelow = "low"', "below"),
 ])
 def test_bad_claims_are_spec_errors(files, claim, message):
-    from test_reports import HANDMADE_SPEC
+    from helpers.reports import HANDMADE_SPEC
 
     spec = files({"bad.toml": HANDMADE_SPEC + "\n[[claims]]\n" + claim + "\n"}) / "bad.toml"
     result = invoke("validate", spec)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from regsuite.cli import app
 
-from conftest import TINY_SPEC
+from helpers.specs import TINY_SPEC
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from image_helpers import TinyImages, make_context, ref
+from helpers.images import TinyImages, make_context, ref
 from regsuite import layers
 from regsuite.api import DataInfo, Slot
 from regsuite.errors import RegsuiteError

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from image_helpers import make_context, ref
+from helpers.images import make_context, ref
 from regsuite.api import DataInfo, Normalize
 from regsuite.errors import RegsuiteError
 from regsuite.plugins.models.efficientnet_b0 import (

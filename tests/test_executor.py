@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from execution_support import (
+from helpers.execution import (
     cli_env,
     install_fault_plugin,
     rows,
@@ -15,9 +15,10 @@ from execution_support import (
 )
 
 from regsuite.errors import RegsuiteError
-from regsuite.execution import ExecutionConfig, SlotPlan, plan_slots
+from regsuite.execution.local import Lane as SlotPlan  # the assertions below predate the name
+from regsuite.execution.local import plan_lanes as plan_slots
 from regsuite.registry import get_registry
-from regsuite.spec import load_spec, resolve
+from regsuite.spec import ExecutionConfig, load_spec, resolve
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ def test_progress_shows_the_grid_and_one_line_per_slot(tmp_path):
     from rich.console import Console
 
     from regsuite.progress import RichGridReporter
-    from regsuite.worker import replay
+    from regsuite.execution.worker import replay
 
     plan = resolve(load_spec(write_spec(tmp_path / "p.toml", {"none": "[]", "l2": '[{ name = "l2" }]'},
                                         seeds="[0, 1]")), get_registry())

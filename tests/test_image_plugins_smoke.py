@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from image_helpers import TinyImages, make_context, ref
+from helpers.images import TinyImages, make_context, ref
 from regsuite.registry import get_registry
 from regsuite.train import run_training
 

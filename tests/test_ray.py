@@ -5,19 +5,19 @@ import os
 import sys
 
 import pytest
-from execution_support import install_fault_plugin, runs_by_label, write_spec
+from helpers.execution import install_fault_plugin, runs_by_label, write_spec
 
 from regsuite import registry as registry_module
 from regsuite.errors import RegsuiteError
-from regsuite.execution import ExecutionConfig, execute_plan
-from regsuite.runner import GridReporter
-from regsuite.spec import load_spec, resolve
+from regsuite.execution import execute_plan
+from regsuite.execution.grid import GridReporter
+from regsuite.spec import ExecutionConfig, load_spec, resolve
 from regsuite.store import Store
 from regsuite.train import Reporter
 
 
 def test_without_ray_the_message_says_how_to_install_it(monkeypatch):
-    from regsuite.ray_executor import import_ray
+    from regsuite.execution.ray_cluster import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
     with pytest.raises(RegsuiteError, match=r'pip install -e "\.\[ray\]"'):

@@ -5,7 +5,7 @@ Two kinds of stores:
   through ``regsuite run``, for what only real runs show (plots, the export, CLI plumbing);
 - ``handmade``: a real SQLite store whose runs were finished with chosen per-epoch numbers (as
   some task declaring an F1 metric would report them), so that every statistic in the tables
-  can be checked against a value computed by hand.
+  can be checked against a value computed by hand (:mod:`helpers.reports`).
 """
 from __future__ import annotations
 
@@ -16,15 +16,13 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from helpers.reports import FINAL, make_handmade, markdown_rows
 from typer.testing import CliRunner
 
-from regsuite import api, cli
+from regsuite import cli
 from regsuite import leaderboard as lb
 from regsuite.cli import app
-from regsuite.registry import get_registry
-from regsuite.spec import load_spec, resolve
 from regsuite.store import Store
-from regsuite.train import summarize
 
 runner = CliRunner()
 
@@ -188,97 +186,9 @@ def test_plot_command_writes_into_out_and_removes_stale_files(trained, tmp_path)
 
 # ---------------------------------------------------------------------------- hand-made numbers
 
-HANDMADE_SPEC = """
-name = "handmade"
-task = "image_classification"
-seeds = [0, 1, 2]
-
-[dataset]
-name = "digits"
-
-[model]
-name = "small_cnn"
-
-[training]
-epochs = 3
-
-[[sets]]
-label = "none"
-
-[[sets]]
-label = "l2"
-regularizers = [{ name = "l2", weight = 1e-3 }]
-
-[[sets]]
-label = "dropout"
-regularizers = [{ name = "dropout", p = 0.25 }]
-reference = { train_loss = 1.0, val_loss = 2.5 }
-"""
-# Final (train loss, val loss, val F1) per seed. Paired by seed against none:
-#   l2:      Δ val loss = [1, 2, 3]           → +2.000, 95% CI 2 ± 4.302653/√3 = [-0.484, +4.484]
-#   dropout: Δ val loss = [-.2, -.21, -.19]   → -0.200, sd 0.01, CI ± 0.02484 = [-0.225, -0.175]
-#            Δ gap = [-.7, -.71, -.69]        → -0.700, [-0.725, -0.675]
-FINAL = {
-    "none": [(1.0, 2.0, 0.60), (1.0, 2.0, 0.62), (1.0, 2.0, 0.64)],
-    "l2": [(1.0, 3.0, 0.50), (1.0, 4.0, 0.50), (1.0, 5.0, 0.50)],
-    "dropout": [(1.5, 1.8, 0.70), (1.5, 1.79, 0.71), (1.5, 1.81, 0.72)],
-}
-F1 = {"key": "f1", "label": "F1", "higher_is_better": True}
-
-
-def history(label: str, train: float, val: float, f1: float) -> list[dict[str, float]]:
-    """Three epochs ending at the final values; none's val loss is lowest at epoch 2 (1.9)."""
-    val_by_epoch = [2.2, 1.9, val] if label == "none" else [val + 0.2, val + 0.1, val]
-    return [{"epoch": e, "train_loss": train + 0.5 * (3 - e), "val_loss": val_by_epoch[e - 1],
-             "train_f1": f1 + 0.1, "val_f1": f1 - 0.05 * (3 - e), "train_penalty": 0.0} for e in (1, 2, 3)]
-
-
-TWO_MODELS = ('seeds = [0, 1, 2]\n', 'seeds = [0, 1, 2]\nmodels = [{ name = "small_cnn", width = 4 }, { name = "small_cnn", width = 8 }]\n')
-
-
-def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, int]] = frozenset(),
-                  two_models: bool = False, extra: str = "") -> Path:
-    """Finish the handmade spec's runs with the FINAL numbers; with ``two_models``, the grid has
-    small_cnn at widths 4 and 8, and width 8 scores 1.0 higher val loss everywhere."""
-    text = dedent(HANDMADE_SPEC).lstrip() + dedent(extra)
-    if two_models:
-        text = text.replace('[model]\nname = "small_cnn"\n', "").replace(*TWO_MODELS)
-    spec_path = spec_dir / "handmade.toml"
-    spec_path.write_text(text, encoding="utf-8")
-    plan = resolve(load_spec(spec_path), get_registry())
-    info = api.DataInfo(num_classes=10, input_shape=(1, 8, 8))
-    with Store(directory) as store:
-        store.register_plan(plan)
-        for run in plan.runs:
-            if (run.label, run.seed) in unfinished:
-                continue
-            assert store.claim(run.run_id)
-            train, val, f1 = FINAL[run.label][run.seed]
-            shift = 1.0 if run.config["model"]["params"]["width"] == 8 else 0.0
-            epochs = history(run.label, train, val + shift, f1)
-            for metrics in epochs:
-                store.record_epoch(run.run_id, metrics["epoch"], {k: v for k, v in metrics.items() if k != "epoch"})
-            summary = summarize(epochs, {}, info, seconds=1.0)
-            summary["metrics"] = [F1]
-            store.finish(run.run_id, summary, "cpu", wall_time=1.0)
-    return directory
-
-
 @pytest.fixture
 def handmade(tmp_path) -> Path:
     return make_handmade(tmp_path / "handmade-results", tmp_path)
-
-
-def markdown_rows(text: str, section: str) -> dict[str, dict[str, str]]:
-    """The cells of one markdown section, by row label and column header."""
-    lines = text[text.index(section):].splitlines()[2:]  # heading, blank line, then the table
-    table = lines[: next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))]
-    heads = [c.strip() for c in table[0].strip("|").split("|")]
-    rows = {}
-    for line in table[2:]:
-        cells = dict(zip(heads, (c.strip() for c in line.strip("|").split("|"))))
-        rows[cells["regularizers"].replace(" (baseline)", "")] = cells
-    return rows
 
 
 def test_markdown_statistics_match_hand_computed_values(handmade):

@@ -14,7 +14,7 @@ from regsuite.registry import get_registry
 from regsuite.spec import PlannedRun, Plan, Spec, run_id_of, run_key_view
 from regsuite.store import Store
 
-from conftest import TINY_SPEC
+from helpers.specs import TINY_SPEC
 
 runner = CliRunner()
 

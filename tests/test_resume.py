@@ -6,7 +6,7 @@ import os
 import signal
 
 import torch
-from execution_support import (
+from helpers.execution import (
     alive,
     cli_env,
     install_fault_plugin,
@@ -19,11 +19,11 @@ from execution_support import (
 )
 
 from regsuite.checkpoint import Checkpoints
+from regsuite.execution.run import StoreSink, execute_run
 from regsuite.registry import get_registry
 from regsuite.spec import load_spec, resolve
 from regsuite.store import Store, worker_id
 from regsuite.train import Reporter
-from regsuite.worker import StoreSink, execute_run
 
 TIMING = ("epoch_time", "train_samples_per_s")
 # Every RNG a run draws from: dropout (torch's global generator), online augmentation (the

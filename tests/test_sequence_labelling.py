@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from regsuite.api import IGNORE_TARGET, Batch, Data, DataInfo, Slot, Split
 from regsuite.cli import app
+from regsuite.execution.inprocess import run_plan
 from regsuite.errors import DataError, SpecError
 from regsuite.leaderboard import build
 from regsuite.plugins.datasets.nltk_treebank import write_tiny_corpus
@@ -21,7 +22,6 @@ from regsuite.plugins.regularizers.dropout import Dropout
 from regsuite.plugins.regularizers.word_dropout import WordDropout
 from regsuite.plugins.tasks.sequence_labelling import SequenceLabelling
 from regsuite.registry import get_registry
-from regsuite.runner import run_plan
 from regsuite.spec import Spec, resolve
 from regsuite.store import Store
 

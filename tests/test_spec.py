@@ -8,7 +8,7 @@ from regsuite.errors import SpecError
 from regsuite.registry import get_registry
 from regsuite.spec import load_spec, parse_override, resolve
 
-from conftest import TINY_SPEC
+from helpers.specs import TINY_SPEC
 
 
 def plan_of(path, *overrides):

@@ -36,9 +36,9 @@ def test_spec_file_and_its_plugin_parameters_validate(path: Path) -> None:
     spec = load_spec(path)
     assert spec.name == path.stem
     get_registry().cls("task", spec.task.name)
-    for ref in spec.dataset_refs:
+    for ref, _ in spec.refs("dataset"):
         check_ref("dataset", ref)
-    for ref in spec.model_refs:
+    for ref, _ in spec.refs("model"):
         check_ref("model", ref)
     for regularizer_set in spec.sets:
         for ref in regularizer_set.regularizers:

@@ -534,6 +534,61 @@ def test_download_writes_nothing_under_its_name_until_complete(tmp_path, monkeyp
     assert len(seen) == 1 and seen[0][0].endswith(".part") and seen[0][1] is False
 
 
+# ---------------------------------------------------------------------------- regsuite data download
+
+
+@pytest.fixture
+def official(archive, serve, monkeypatch):
+    """The generated archive served as the official one (its URL and MD5 point at it)."""
+    server = serve({"tiny-imagenet-200.zip": archive})
+    monkeypatch.setattr(ti, "OFFICIAL_URL", server.url("tiny-imagenet-200.zip"))
+    monkeypatch.setattr(ti, "OFFICIAL_MD5", md5_hex(archive))
+    return server
+
+
+def data_download(*args: str):
+    from typer.testing import CliRunner
+
+    from regsuite.cli import app
+
+    return CliRunner().invoke(app, ["data", "download", "tiny_imagenet", *args])
+
+
+def test_data_download_fetches_the_archive_into_the_folder_once(tmp_path, archive, official):
+    target = tmp_path / "offline"
+    first = data_download("--dir", str(target))
+    assert first.exit_code == 0, first.output
+    assert "downloaded the Tiny ImageNet archive" in first.output and "nothing to download" not in first.output
+    assert sorted(p.name for p in target.iterdir()) == ["tiny-imagenet-200.zip"]  # no .part left
+    assert (target / "tiny-imagenet-200.zip").read_bytes() == archive.read_bytes()
+    assert f"export REGSUITE_DATA={target}" in " ".join(first.output.split())  # not where runs look by default
+    again = data_download("--dir", str(target))
+    assert again.exit_code == 0, again.output
+    assert "already there, nothing downloaded" in again.output
+    assert official.served == ["/tiny-imagenet-200.zip"]
+    data = load(tmp_path / "cache", root=target, classes=2, md5="")  # what runs then load, offline (a stand-in archive)
+    assert len(data.train) == 8
+
+
+def test_data_download_defaults_to_the_data_folder(tmp_path, official, monkeypatch):
+    monkeypatch.setenv(ti.DATA_ENV, str(tmp_path / "env-data"))
+    result = data_download()
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env-data" / "tiny-imagenet-200.zip").is_file()
+    assert "export REGSUITE_DATA" not in result.output  # runs look there already
+
+
+def test_data_download_refuses_an_archive_that_fails_its_checksum(tmp_path, archive, official, monkeypatch):
+    monkeypatch.setattr(ti, "OFFICIAL_MD5", "0" * 32)
+    result = data_download("--dir", str(tmp_path / "bad"))
+    assert result.exit_code == 2
+    assert "fails its checksum" in result.output and "Traceback" not in result.output
+    assert list((tmp_path / "bad").iterdir()) == []
+    shutil.copyfile(archive, tmp_path / "bad" / "tiny-imagenet-200.zip")  # a damaged copy already there
+    found = data_download("--dir", str(tmp_path / "bad"))
+    assert found.exit_code == 2 and "fails its checksum" in found.output
+
+
 # ---------------------------------------------------------------------------- the real mini archive
 
 

@@ -11,7 +11,7 @@ from regsuite.registry import get_registry
 from regsuite.spec import load_spec, resolve
 from regsuite.train import build_context, run_training
 
-from conftest import TINY_SPEC
+from helpers.specs import TINY_SPEC
 
 
 def train_first_run(path, *overrides):

@@ -19,6 +19,10 @@ folder, the first of these is used:
 4. nothing: with ``download = true`` the archive is fetched from ``url`` into the data
    folder (rich progress bar, MD5 check, temporary file renamed when complete).
 
+``regsuite data download tiny_imagenet [--dir FOLDER]`` does step 4 ahead of time (into
+``FOLDER``, else the data folder), for runs without a network; it downloads nothing when the
+data is already there, and checks the MD5 of an official archive it finds.
+
 ``md5`` guards the official archive: it is checked after a download and, before its first
 decode, for any archive named like the file at ``url``; ``md5 = ""`` skips the check.
 Archives of other names are read as they are. An archive with absolute or ``..`` entries is
@@ -162,6 +166,24 @@ class TinyImageNet(Dataset):
         """Make sure the data is on disk (downloading it if allowed); return where it is."""
         return locate(self.params).path
 
+    @classmethod
+    def download(cls, directory: Path | None = None) -> list[str]:
+        """Fetch the official archive (``OFFICIAL_URL``, checked against ``OFFICIAL_MD5``) into
+        ``directory``, else the data folder (``$REGSUITE_DATA``, else the user cache), unless
+        Tiny ImageNet is there already (extracted, or an archive: its MD5 is checked)."""
+        params = TinyImageNetParams(root=directory, url=OFFICIAL_URL, md5=OFFICIAL_MD5)
+        found = find(params)
+        if found is not None:
+            check_md5(found)
+            lines = [f"Tiny ImageNet is already there, nothing downloaded: {found.path}"]
+        else:
+            lines = [f"downloaded the Tiny ImageNet archive ({params.url}): {cls(params).prepare()}"]
+        default = data_folder(TinyImageNetParams())
+        if directory is not None and Path(directory).expanduser().resolve() != default.resolve():
+            lines.append(f"runs look in {default} unless told: export {DATA_ENV}={directory}, "
+                         f'or set the dataset\'s root = "{directory}"')
+        return lines
+
     def load(self) -> Data:
         return to_data(self.cached())
 
@@ -192,6 +214,22 @@ class TinyImageNet(Dataset):
 
 def locate(p: TinyImageNetParams) -> Source:
     """Find the data (see the module docs for the order), downloading it if allowed."""
+    found = find(p)
+    if found is not None:
+        return found
+    base = data_folder(p)
+    archive = base / p.archive_name
+    if not p.download:
+        raise DataError(
+            f"no Tiny ImageNet data in {base}",
+            hint=f"put {p.archive_name} (from {p.url}) or the extracted {FOLDER_NAME}/ folder there, or set download = true",
+        )
+    download(p.url, archive, p.md5 or None)
+    return Source(archive, is_archive=True)
+
+
+def find(p: TinyImageNetParams) -> Source | None:
+    """The data on disk (steps 1-3 of the module docs), or None: it would be downloaded."""
     base = data_folder(p)
     if base.suffix.lower() == ".zip" or base.is_file():
         if not base.is_file():
@@ -204,13 +242,7 @@ def locate(p: TinyImageNetParams) -> Source:
     archive = base / p.archive_name
     if archive.is_file():
         return Source(archive, is_archive=True, verify_md5=md5_to_check(p, archive))
-    if not p.download:
-        raise DataError(
-            f"no Tiny ImageNet data in {base}",
-            hint=f"put {p.archive_name} (from {p.url}) or the extracted {FOLDER_NAME}/ folder there, or set download = true",
-        )
-    download(p.url, archive, p.md5 or None)
-    return Source(archive, is_archive=True)
+    return None
 
 
 def data_folder(p: TinyImageNetParams) -> Path:
@@ -305,7 +337,8 @@ def read_val(tree: FileTree, labels: dict[str, int]) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------------------- decoding
 
 
-def decode_and_store(source: Source, p: TinyImageNetParams, cache: ArrayCache, key: str) -> CacheEntry:
+def check_md5(source: Source) -> None:
+    """Refuse an archive named like the official one whose MD5 is not the official one's."""
     if source.verify_md5:
         actual = md5_of(source.path)
         if actual != source.verify_md5:
@@ -314,6 +347,10 @@ def decode_and_store(source: Source, p: TinyImageNetParams, cache: ArrayCache, k
                 hint="it is incomplete or not the official archive: delete it to download it again "
                      '(or set md5 = "" if it is a deliberate variant)',
             )
+
+
+def decode_and_store(source: Source, p: TinyImageNetParams, cache: ArrayCache, key: str) -> CacheEntry:
+    check_md5(source)
     with source.open() as tree:
         return decode_plan(tree, make_plan(tree, p), cache, key)
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-FAULT_PLUGIN = Path(__file__).parent / "fault_plugin" / "regsuite_faults.py"
+FAULT_PLUGIN = Path(__file__).resolve().parents[1] / "fault_plugin" / "regsuite_faults.py"
 
 
 def install_fault_plugin(root: Path) -> Path:

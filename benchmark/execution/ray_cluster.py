@@ -5,8 +5,8 @@
 its GPUs with ``CUDA_VISIBLE_DEVICES``, starts GPU tasks in fresh processes, and reports a
 crashed worker (``WorkerCrashedError``, out-of-memory kills) for that task alone.
 
-Where results go. Tasks run :func:`regsuite.worker.execute_run`, the code path of the local
-executor, with a sink that sends every write to one ``StoreWriter`` actor placed on the
+Where results go. Tasks run :func:`regsuite.execution.run.execute_run`, the code path of the
+local executor, with a sink that sends every write to one ``StoreWriter`` actor placed on the
 driver's node, which owns the SQLite connection. SQLite's WAL mode needs all its writers on
 one host (it does not work over NFS), so the store never leaves the driver's machine, and
 worker nodes need no access to it. Checkpoints are files under
@@ -24,21 +24,35 @@ import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
+
+from regsuite.checkpoint import Checkpoints
 from regsuite.errors import RegsuiteError
-from regsuite.execution import ExecutionConfig
-from regsuite.runner import HEARTBEAT_EVERY, GridReporter, Outcome, record_result, start_grid
-from regsuite.spec import Plan, PlannedRun
-from regsuite.store import Store, worker_id
-from regsuite.worker import ERROR_TAIL_LINES
+from regsuite.execution.grid import (
+    GridReporter,
+    Heartbeat,
+    Outcome,
+    RunEnd,
+    claim_or_busy,
+    interrupted_reason,
+    record_result,
+    start_grid,
+    timed_out_reason,
+)
+from regsuite.execution.run import ERROR_TAIL_LINES, execute_run
+from regsuite.store import RunStatus, Store, worker_id
+
+if TYPE_CHECKING:
+    from regsuite.spec import ExecutionConfig, Plan, PlannedRun
 
 POLL = 0.5  # seconds between looks at the tasks and the store
 
 
 def import_ray() -> Any:
     try:
-        import ray
+        import ray  # optional: the "ray" extra
     except ImportError:
         raise RegsuiteError(
             "the Ray executor needs Ray, which is not installed",
@@ -62,18 +76,18 @@ class StoreWriter:
     def finish(self, run_id: str, summary: dict[str, Any], device: str, wall_time: float, owner: str) -> bool:
         return self.store.finish(run_id, summary, device, wall_time, owner=owner)
 
-    def fail(self, run_id: str, reason: str, status: str, owner: str) -> bool:
+    def fail(self, run_id: str, reason: str, status: RunStatus, owner: str) -> bool:
         return self.store.fail(run_id, reason, status=status, owner=owner)
 
 
 class ActorSink:
-    """A :class:`regsuite.worker.Sink` that writes through the StoreWriter actor."""
+    """A :class:`regsuite.execution.run.Sink` that writes through the StoreWriter actor."""
 
     def __init__(self, writer: Any, run_id: str, owner: str):
         self.writer, self.run_id, self.owner = writer, run_id, owner
 
     def call(self, method: str, *args: Any) -> Any:
-        import ray
+        ray = import_ray()
 
         return ray.get(getattr(self.writer, method).remote(self.run_id, *args))
 
@@ -86,18 +100,13 @@ class ActorSink:
     def finish(self, summary: dict[str, Any], device: str, wall_time: float) -> bool:
         return self.call("finish", summary, device, wall_time, self.owner)
 
-    def fail(self, reason: str, status: str = "failed") -> bool:
+    def fail(self, reason: str, status: RunStatus = "failed") -> bool:
         return self.call("fail", reason, status, self.owner)
 
 
 def train_task(run_id: str, config: dict[str, Any], writer: Any, owner: str, checkpoint_dir: str,
-               keep_checkpoints: bool, threads: int) -> tuple[str, str]:
+               keep_checkpoints: bool, threads: int) -> tuple[RunEnd, str]:
     """Body of the Ray task: the worker code path with an actor sink."""
-    import torch
-
-    from regsuite.checkpoint import Checkpoints
-    from regsuite.worker import execute_run
-
     torch.set_num_threads(threads)
     result = execute_run(run_id, config, ActorSink(writer, run_id, owner), Checkpoints(checkpoint_dir),
                          None, keep_checkpoints)
@@ -138,7 +147,7 @@ def run_plan_ray(plan: Plan, store: Store, reporter: GridReporter, execution: Ex
 
 def drive(ray: Any, plan: Plan, store: Store, reporter: GridReporter, execution: ExecutionConfig,
           retry_failed: bool) -> Outcome:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # optional: the "ray" extra
 
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
     directory = store.directory.resolve()
@@ -148,66 +157,57 @@ def drive(ray: Any, plan: Plan, store: Store, reporter: GridReporter, execution:
     num_cpus = execution.num_cpus or 1.0
     capacity = execution.workers or max_in_flight(resources, num_gpus, num_cpus)
     task = ray.remote(train_task).options(num_gpus=num_gpus, num_cpus=num_cpus, max_retries=0)
-    slots = [f"ray task {i}" for i in range(capacity)]
-    todo, outcome = start_grid(plan, store, reporter, retry_failed, slots)
+    lanes = [f"ray task {i}" for i in range(capacity)]
+    todo, outcome = start_grid(plan, store, reporter, retry_failed, lanes)
 
     owner = worker_id()
+    heartbeat = Heartbeat(store, owner)
     queue, free = deque(todo), list(range(capacity))
     in_flight: dict[Any, tuple[PlannedRun, int, float, EpochFollower]] = {}
-    last_heartbeat = time.monotonic()
     try:
         while queue or in_flight:
             while free and queue:
                 run = queue.popleft()
-                if not store.claim(run.run_id, retry_failed=retry_failed, owner=owner):
-                    record_result(outcome, reporter, run, "busy")
+                if not claim_or_busy(store, run, owner, retry_failed, outcome, reporter):
                     continue
-                slot = free.pop(0)
+                lane = free.pop(0)
                 ref = task.remote(run.run_id, run.config, writer, owner, str(directory / "checkpoints"),
                                   execution.keep_checkpoints, max(1, math.floor(num_cpus)))
-                in_flight[ref] = (run, slot, time.monotonic(), EpochFollower(run, reporter.run_started(run, slot)))
+                in_flight[ref] = (run, lane, time.monotonic(), EpochFollower(run, reporter.run_started(run, lane)))
             if not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL)
             for ref in ready:
-                run, slot, _, follower = in_flight.pop(ref)
+                run, lane, _, follower = in_flight.pop(ref)
                 follower.poll(store)
                 status, error = task_result(ray, ref, store, run, owner)
-                record_result(outcome, reporter, run, status, error, slot)
-                free.append(slot)
-            for ref, (run, slot, started, follower) in list(in_flight.items()):
+                record_result(outcome, reporter, run, status, error, lane)
+                free.append(lane)
+            for ref, (run, lane, started, follower) in list(in_flight.items()):
                 follower.poll(store)
                 if execution.timeout and time.monotonic() - started > execution.timeout:
                     ray.cancel(ref, force=True)
                     del in_flight[ref]
-                    reason = (f"timed out after {execution.timeout:g} s (execution.timeout); the Ray task was "
-                              f"cancelled, {checkpoint_note(store, directory, run.run_id)}")
+                    reason = timed_out_reason(execution.timeout, checkpoint_kept(store, directory, run.run_id),
+                                              ", the Ray task cancelled")
                     store.fail(run.run_id, reason, owner=owner)
-                    record_result(outcome, reporter, run, "failed", reason, slot)
-                    free.append(slot)
-            if in_flight and time.monotonic() - last_heartbeat > HEARTBEAT_EVERY:
-                last_heartbeat = time.monotonic()
-                store.heartbeat([run.run_id for run, *_ in in_flight.values()], owner)
+                    record_result(outcome, reporter, run, "failed", reason, lane)
+                    free.append(lane)
+            heartbeat.beat([run.run_id for run, *_ in in_flight.values()])
     except KeyboardInterrupt:
         outcome.stopped = True
-        for ref, (run, slot, _, _) in in_flight.items():
+        for ref, (run, lane, _, _) in in_flight.items():
             ray.cancel(ref, force=True)
-            store.fail(run.run_id, f"interrupted; {checkpoint_note(store, directory, run.run_id, rerun=True)}",
+            store.fail(run.run_id, interrupted_reason(checkpoint_kept(store, directory, run.run_id)),
                        status="interrupted", owner=owner)
-            record_result(outcome, reporter, run, "interrupted", "cancelled by Ctrl-C", slot)
+            record_result(outcome, reporter, run, "interrupted", "cancelled by Ctrl-C", lane)
     return outcome
 
 
-def checkpoint_note(store: Store, directory: Path, run_id: str, rerun: bool = False) -> str:
-    """What became of the run's checkpoint, truthfully: a worker writes one after each epoch it
-    records (on the node that trained it, which may not be this one: the store's epochs tell)."""
-    from regsuite.checkpoint import Checkpoints
-
-    if Checkpoints(directory / "checkpoints").exists(run_id) or store.epochs(run_id):
-        return ("rerun the same command to resume from the last checkpoint" if rerun
-                else "its last checkpoint is kept and --retry-failed resumes from it")
-    return ("no epoch had finished; rerun the same command to start it again" if rerun
-            else "no epoch had finished, so there is no checkpoint and --retry-failed starts it over")
+def checkpoint_kept(store: Store, directory: Path, run_id: str) -> bool:
+    """Whether the run has a checkpoint: a worker writes one after each epoch it records (on
+    the node that trained it, which may not be this one: the store's epochs tell)."""
+    return Checkpoints(directory / "checkpoints").exists(run_id) or bool(store.epochs(run_id))
 
 
 def max_in_flight(resources: dict[str, float], num_gpus: float, num_cpus: float) -> int:
@@ -218,7 +218,7 @@ def max_in_flight(resources: dict[str, float], num_gpus: float, num_cpus: float)
     return max(1, min(by_cpu, by_gpu))
 
 
-def task_result(ray: Any, ref: Any, store: Store, run: PlannedRun, owner: str) -> tuple[str, str]:
+def task_result(ray: Any, ref: Any, store: Store, run: PlannedRun, owner: str) -> tuple[RunEnd, str]:
     """The task's own account, or, when its worker died, the failure recorded here."""
     try:
         return ray.get(ref)

@@ -13,8 +13,8 @@ Per-run worker overhead = (wall[workers 1, threads 1] − wall[workers 0, thread
 it is also measured directly as the start-up of a bare interpreter, ``import torch``, and
 what the worker imports before it trains (regsuite, the registry, the plugins).
 
-    .venv/bin/python bench/parallel_speed.py
-    .venv/bin/python bench/parallel_speed.py --epochs 20 --repeat 3
+    .venv/bin/python speed/parallel_speed.py
+    .venv/bin/python speed/parallel_speed.py --epochs 20 --repeat 3
 
 Timings depend on what else runs on the machine: the load average is printed with them.
 """
@@ -56,7 +56,7 @@ STARTUPS = {
     "python (bare interpreter)": "pass",
     "python + import torch": "import torch",
     "worker imports (torch, regsuite, plugins)": (
-        "import regsuite.worker, regsuite.checkpoint, regsuite.train; "
+        "import regsuite.execution.worker, regsuite.checkpoint, regsuite.train; "
         "from regsuite.registry import get_registry; get_registry()"
     ),
 }

@@ -16,8 +16,8 @@ and the start-up of one worker (python + import torch + CUDA context + first ste
 per-run overhead of a fresh process. With several GPUs visible, ``--per-gpu-scaling`` also
 runs one process per GPU on 1, 2, … GPUs.
 
-    python3 bench/gpu_runs_per_gpu.py                      # ~3 minutes on one GPU (6 windows of ~30 s)
-    python3 bench/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 8
+    python3 speed/gpu_runs_per_gpu.py                      # ~3 minutes on one GPU (6 windows of ~30 s)
+    python3 speed/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 8
 """
 from __future__ import annotations
 

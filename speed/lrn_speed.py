@@ -1,7 +1,7 @@
 """Forward + backward time of regsuite's LocalResponseNorm against nn.LocalResponseNorm, on
 custom_cnn's two LRN inputs at batch 128 (the study's parameters).
 
-    python bench/lrn_speed.py [--device cuda] [--threads 1]
+    python speed/lrn_speed.py [--device cuda] [--threads 1]
 """
 from __future__ import annotations
 

@@ -1,7 +1,12 @@
-"""The local executor: one worker process per run, as many at once as there are slots.
+"""The local executor: one worker process per run, as many at once as there are lanes.
 
-Each run trains in a fresh ``python -m regsuite.worker`` process (see
-:mod:`regsuite.worker`) that this process has claimed the run for. Results travel through
+A *lane* is a place where one run trains at a time: a GPU (a ``CUDA_VISIBLE_DEVICES``
+value; ``runs_per_gpu`` lanes share one) and a number of torch threads. Lanes = visible GPUs
+× ``runs_per_gpu`` (``workers`` overrides the count), or ``workers`` CPU lanes that share the
+cores. (A model's *slots* are something else: the places in a network where regularizers act.)
+
+Each run trains in a fresh ``python -m regsuite.execution.worker`` process (see
+:mod:`regsuite.execution.worker`) that this process has claimed the run for. Results travel through
 the results store (SQLite transactions), progress through a pipe (JSON lines), and the
 worker's stdout/stderr go to ``<results>/logs/<run_id>.log``. A worker that dies (an
 exception, a NaN loss, out of memory, a signal, the timeout) costs only its own run, which
@@ -29,22 +34,74 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from regsuite.execution import ExecutionConfig, SlotPlan
-from regsuite.runner import HEARTBEAT_EVERY, GridReporter, Outcome, record_result, start_grid
-from regsuite.spec import Plan, PlannedRun
+import torch
+
+from regsuite.checkpoint import Checkpoints
+from regsuite.execution.grid import (
+    GridReporter,
+    Heartbeat,
+    Outcome,
+    RunEnd,
+    claim_or_busy,
+    interrupted_reason,
+    record_result,
+    start_grid,
+    timed_out_reason,
+)
+from regsuite.execution.run import ERROR_TAIL_LINES
+from regsuite.execution.worker import THREADS_ENV, replay
 from regsuite.store import Store, worker_id
-from regsuite.worker import ERROR_TAIL_LINES, THREADS_ENV, replay
+
+if TYPE_CHECKING:
+    from regsuite.spec import ExecutionConfig, Plan, PlannedRun
 
 GRACE = 10.0  # seconds interrupted workers get to record themselves before they are killed
 POLL = 0.2  # seconds between checks of the workers
+WORKER_MODULE = "regsuite.execution.worker"
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One place a run can train: its GPU (a ``CUDA_VISIBLE_DEVICES`` value) and torch threads."""
+
+    index: int
+    gpu: str | None
+    threads: int
+
+    def describe(self) -> str:
+        return f"lane {self.index}" + (f" · gpu {self.gpu}" if self.gpu is not None else "")
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as values for a child's ``CUDA_VISIBLE_DEVICES``."""
+    count = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(i) for i in range(count)]
+    return [item.strip() for item in listed.split(",") if item.strip()][:count]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_lanes(execution: ExecutionConfig, gpus: list[str], cores: int) -> list[Lane]:
+    """GPUs × runs_per_gpu lanes (``workers`` overrides the count, GPUs taken in turn), or
+    ``workers`` CPU lanes; the cores are divided among the lanes."""
+    count = execution.workers if execution.workers else (len(gpus) * execution.runs_per_gpu if gpus else 1)
+    threads = execution.threads or max(1, cores // count)
+    return [Lane(i, gpus[i % len(gpus)] if gpus else None, threads) for i in range(count)]
 
 
 @dataclass
 class Active:
     run: PlannedRun
-    slot: SlotPlan
+    lane: Lane
     process: subprocess.Popen
     events: int  # read end of the progress pipe
     reporter: Any
@@ -56,15 +113,19 @@ class Active:
     pipe_open: bool = field(default=True)
 
 
-def run_plan_local(plan: Plan, store: Store, reporter: GridReporter, slots: list[SlotPlan],
-                   execution: ExecutionConfig, retry_failed: bool = False) -> Outcome:
-    return LocalExecutor(plan, store, reporter, slots, execution, retry_failed).run()
+def run_plan_local(plan: Plan, store: Store, reporter: GridReporter, execution: ExecutionConfig,
+                   retry_failed: bool = False, lanes: list[Lane] | None = None) -> Outcome:
+    """Train every unfinished run of ``plan`` in worker processes, one per lane at a time
+    (default lanes: :func:`plan_lanes` for this machine's GPUs and cores)."""
+    if lanes is None:
+        lanes = plan_lanes(execution, visible_gpus(), available_cores())
+    return LocalExecutor(plan, store, reporter, lanes, execution, retry_failed).run()
 
 
 class LocalExecutor:
-    def __init__(self, plan: Plan, store: Store, reporter: GridReporter, slots: list[SlotPlan],
+    def __init__(self, plan: Plan, store: Store, reporter: GridReporter, lanes: list[Lane],
                  execution: ExecutionConfig, retry_failed: bool):
-        self.plan, self.store, self.reporter, self.slots = plan, store, reporter, slots
+        self.plan, self.store, self.reporter, self.lanes = plan, store, reporter, lanes
         self.execution, self.retry_failed = execution, retry_failed
         self.owner = worker_id()
         self.results = store.directory.resolve()
@@ -72,15 +133,15 @@ class LocalExecutor:
         self.active: dict[int, Active] = {}
         self.stop_requests = 0
         self.kill_deadline: float | None = None
-        self.last_heartbeat = time.monotonic()
+        self.heartbeat = Heartbeat(store, self.owner)
 
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> Outcome:
         todo, self.outcome = start_grid(self.plan, self.store, self.reporter, self.retry_failed,
-                                        [slot.describe() for slot in self.slots])
+                                        [lane.describe() for lane in self.lanes])
         queue = deque(todo)
-        free = list(self.slots)
+        free = list(self.lanes)
         with self.stop_on_signals():
             while queue or self.active:
                 if not self.stop_requests:
@@ -88,66 +149,64 @@ class LocalExecutor:
                 if not self.active:
                     break
                 self.read_events(POLL)
-                for slot in self.reap():
-                    free.append(slot)
-                free.sort(key=lambda s: s.index)
+                for lane in self.reap():
+                    free.append(lane)
+                free.sort(key=lambda lane: lane.index)
                 self.enforce_timeouts()
                 self.handle_stop()
-                self.keep_claims_fresh()
+                self.heartbeat.beat([a.run.run_id for a in self.active.values()])
         self.selector.close()
         self.outcome.stopped = self.stop_requests > 0
         return self.outcome
 
-    def fill(self, queue: deque[PlannedRun], free: list[SlotPlan]) -> None:
+    def fill(self, queue: deque[PlannedRun], free: list[Lane]) -> None:
         while free and queue:
             run = queue.popleft()
-            if not self.store.claim(run.run_id, retry_failed=self.retry_failed, owner=self.owner):
-                record_result(self.outcome, self.reporter, run, "busy")
-                continue
-            self.launch(run, free.pop(0))
+            if claim_or_busy(self.store, run, self.owner, self.retry_failed, self.outcome, self.reporter):
+                self.launch(run, free.pop(0))
 
     # ------------------------------------------------------------------ workers
 
     def command(self, run: PlannedRun) -> list[str]:
-        cmd = [sys.executable, "-m", "regsuite.worker", "--results", str(self.results), "--run-id", run.run_id,
+        cmd = [sys.executable, "-m", WORKER_MODULE, "--results", str(self.results), "--run-id", run.run_id,
                "--owner", self.owner, "--parent-pid", str(os.getpid())]
         return cmd + (["--keep-checkpoints"] if self.execution.keep_checkpoints else [])
 
-    def environment(self, slot: SlotPlan) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(slot.threads),
-                   MKL_NUM_THREADS=str(slot.threads), **{THREADS_ENV: str(slot.threads)})
-        if slot.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    def environment(self, lane: Lane) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(lane.threads),
+                   MKL_NUM_THREADS=str(lane.threads), **{THREADS_ENV: str(lane.threads)})
+        if lane.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = lane.gpu
         return env
 
-    def launch(self, run: PlannedRun, slot: SlotPlan) -> None:
+    def launch(self, run: PlannedRun, lane: Lane) -> None:
         log_path = self.results / "logs" / f"{run.run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
         with open(log_path, "ab") as log:
             offset = log.tell()
-            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {run.describe()} on {slot.describe()}, "
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {run.describe()} on {lane.describe()}, "
                       f"claimed by {self.owner}\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
                     self.command(run) + ["--events-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=self.environment(slot),
+                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=self.environment(lane),
                     start_new_session=True,  # Ctrl-C reaches only us; we decide what the workers do
                 )
             except OSError as exc:
                 os.close(read_fd)
                 reason = f"could not start a worker process: {exc}"
                 self.store.fail(run.run_id, reason, owner=self.owner)
-                record_result(self.outcome, self.reporter, run, "failed", reason, slot.index)
+                record_result(self.outcome, self.reporter, run, "failed", reason, lane.index)
                 return
             finally:
                 os.close(write_fd)
         os.set_blocking(read_fd, False)
-        active = Active(run, slot, process, read_fd, self.reporter.run_started(run, slot.index),
+        active = Active(run, lane, process, read_fd, self.reporter.run_started(run, lane.index),
                         time.monotonic(), log_path, offset)
         self.selector.register(read_fd, selectors.EVENT_READ, active)
-        self.active[slot.index] = active
+        self.active[lane.index] = active
 
     def read_events(self, timeout: float) -> None:
         if not self.selector.get_map():
@@ -175,7 +234,7 @@ class LocalExecutor:
                 except (ValueError, KeyError, TypeError):
                     pass  # a damaged progress line costs only the display
 
-    def reap(self) -> list[SlotPlan]:
+    def reap(self) -> list[Lane]:
         freed = []
         for index, active in list(self.active.items()):
             code = active.process.poll()
@@ -188,10 +247,10 @@ class LocalExecutor:
             del self.active[index]
             status, error = self.settle(active, code)
             record_result(self.outcome, self.reporter, active.run, status, error, index)
-            freed.append(active.slot)
+            freed.append(active.lane)
         return freed
 
-    def settle(self, active: Active, code: int) -> tuple[str, str]:
+    def settle(self, active: Active, code: int) -> tuple[RunEnd, str]:
         """What became of the run whose worker ended with ``code``; record it if the worker could not."""
         record = self.store.get_run(active.run.run_id)
         if record.status == "running" and record.claimed_by == self.owner:
@@ -204,20 +263,12 @@ class LocalExecutor:
         return "lost", f"taken over by {record.claimed_by}"
 
     def exit_reason(self, active: Active, code: int) -> str:
-        from regsuite.checkpoint import Checkpoints  # imports torch: only when a worker failed
-
-        # What is said about a checkpoint must be true: the worker writes one after each epoch.
+        # A worker writes a checkpoint after each epoch: one there means an epoch finished.
         kept = Checkpoints(self.results / "checkpoints").exists(active.run.run_id)
         if active.timed_out:
-            if kept:
-                return (f"timed out after {self.execution.timeout:g} s (execution.timeout); the last checkpoint is kept "
-                        "and --retry-failed resumes from it")
-            return (f"timed out after {self.execution.timeout:g} s (execution.timeout); no epoch finished, so there "
-                    "is no checkpoint and --retry-failed starts it over (a larger --timeout gives it longer)")
+            return timed_out_reason(self.execution.timeout, kept)
         if self.stop_requests:
-            if kept:
-                return "interrupted; rerun the same command to resume from the last checkpoint"
-            return "interrupted before its first epoch finished; rerun the same command to start it again"
+            return interrupted_reason(kept)
         if code < 0:
             name = signal.Signals(-code).name
             hint = (" (the kernel's out-of-memory killer sends SIGKILL: see `dmesg`; fewer workers or a smaller "
@@ -259,12 +310,6 @@ class LocalExecutor:
         elif self.stop_requests > 1 or time.monotonic() > self.kill_deadline:
             for active in self.active.values():
                 signal_group(active.process, signal.SIGKILL)
-
-    def keep_claims_fresh(self) -> None:
-        if time.monotonic() - self.last_heartbeat < HEARTBEAT_EVERY or not self.active:
-            return
-        self.last_heartbeat = time.monotonic()
-        self.store.heartbeat([a.run.run_id for a in self.active.values()], self.owner)
 
     @contextmanager
     def stop_on_signals(self) -> Iterator[None]:

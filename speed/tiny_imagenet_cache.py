@@ -1,7 +1,7 @@
 """First decode vs cached load of tiny_imagenet, on the real archive layout.
 
-    .venv/bin/python bench/tiny_imagenet_cache.py                      # the 10-class mini zip
-    .venv/bin/python bench/tiny_imagenet_cache.py --root PATH --classes 25
+    .venv/bin/python speed/tiny_imagenet_cache.py                      # the 10-class mini zip
+    .venv/bin/python speed/tiny_imagenet_cache.py --root PATH --classes 25
 
 Each measurement is a whole ``TinyImageNet.load()`` into a fresh, temporary cache folder:
 the first one decodes (open the archive, list, decode every JPEG, channel statistics, write

@@ -2,12 +2,15 @@
 # Every GPU check and timing regsuite reports, in one call on a lent GPU machine
 # (python3 with torch there; wheels for the packages it lacks in .gpu/whl, the mini
 # Tiny ImageNet archive in .gpu/data). Writes its figures and result stores under $OUT.
-#   bash bench/gpu_suite.sh            (from the repository root)
+#   bash speed/gpu_suite.sh            (from the repository root)
 set -u
 export PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
 rm -rf /tmp/rs && mkdir -p /tmp/rs && cp -r benchmark /tmp/rs/regsuite && cp -r plugins /tmp/rs/regsuite/plugins
+# The package's metadata, as an install writes it: regsuite reads its version from there.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
+mkdir -p "/tmp/rs/regsuite-$version.dist-info" && printf 'Metadata-Version: 2.1\nName: regsuite\nVersion: %s\n' "$version" > "/tmp/rs/regsuite-$version.dist-info/METADATA"
 export PYTHONPATH=/tmp/rs:/tmp/site NLTK_DATA=$PWD/.gpu/data/nltk_data CUBLAS_WORKSPACE_CONFIG=:4096:8
 MINI=$PWD/.gpu/data/tiny-imagenet-200-mini.zip
 step() { echo; echo "=== $1 ($(date +%T))"; }
@@ -20,7 +23,7 @@ step "augmentation: CPU (albumentations) and GPU (torch) paths draw from the sam
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_augmentation.py 2>&1 | tail -4
 
 step "training speed: regsuite loop vs plain loop (custom_cnn, batch 128, Adam)"
-timeout 150 python3 bench/train_speed.py --device cuda --images 25600 --repeats 5 --json "$OUT/train_speed.json" 2>&1 | tail -22
+timeout 150 python3 speed/train_speed.py --device cuda --images 25600 --repeats 5 --json "$OUT/train_speed.json" 2>&1 | tail -22
 
 step "paper.toml, 25 epochs, 3 seeds, 10 classes of the mini archive, 4 runs on the GPU at once"
 timeout 200 python3 -m regsuite.cli run specs/paper.toml --set dataset.root="$MINI" --set dataset.classes=10 \
@@ -28,7 +31,7 @@ timeout 200 python3 -m regsuite.cli run specs/paper.toml --set dataset.root="$MI
 cp /tmp/res-paper/regsuite.db "$OUT/paper.db"
 
 step "runs per GPU: throughput of 1, 2, 4 concurrent processes"
-timeout 120 python3 bench/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 2>&1 | tail -20
+timeout 120 python3 speed/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 2>&1 | tail -20
 
 step "efficientnet.toml, 8 epochs, 1 seed, 224×224 inputs, 10 classes"
 timeout 170 python3 -m regsuite.cli run specs/efficientnet.toml --set dataset.root="$MINI" --set dataset.classes=10 \

@@ -49,16 +49,16 @@ a barrier, after their imports and set-up); each child times --thread-repeats ep
 --thread-images after one warm-up, the two 1-thread medians are summed (images/s of the
 pair) and compared with the 2-thread one, per round.
 
-    python bench/train_speed.py                                  # CPU, ~3 minutes on 2 cores
+    python speed/train_speed.py                                  # CPU, ~3 minutes on 2 cores
     # what makes custom_cnn train faster on a CPU (docs/image-benchmark.md, "Speed");
     # ~9 min wall, ~6.5 CPU-min on the 2-core CPU while another training job ran:
-    python bench/train_speed.py --threads 2 --images 384 --repeats 5 \
+    python speed/train_speed.py --threads 2 --images 384 --repeats 5 \
         --configs regsuite,regsuite-bf16,plain-fast,plain-fast-cl,plain-fast-compile \
         --slow-images 128 --slow-repeats 3 --thread-rounds 3 --thread-images 384 --json speed.json
     # the same fp32 comparison with 1 thread (~3 min):
-    python bench/train_speed.py --threads 1 --images 384 --repeats 5 \
+    python speed/train_speed.py --threads 1 --images 384 --repeats 5 \
         --configs regsuite,plain-fast,plain-fast-cl,plain-fast-compile
-    python bench/train_speed.py --device cuda --images 25600 --repeats 7
+    python speed/train_speed.py --device cuda --images 25600 --repeats 7
 """
 from __future__ import annotations
 
