@@ -132,8 +132,12 @@ def run(
                 except RegsuiteError as exc:  # the runs are done; say why the export is not, then report failures
                     errors.print(tagged("not exported:", "bold red", exc), highlight=False, soft_wrap=True)
     console.print(f"results: {directory / 'regsuite.db'}", markup=False)
-    for planned, reason in outcome.failed:
-        errors.print(f"failed: {planned.describe()}: {reason.splitlines()[0]}", highlight=False, markup=False)
+    for shown, (planned, reason) in enumerate(outcome.failed):
+        lines = reason.splitlines() or [""]
+        errors.print(f"failed: {planned.describe()}: {lines[0]}", highlight=False, markup=False)
+        if shown < FAILURE_TAILS_SHOWN and len(lines) > 1:  # what the run or its worker said last
+            tail = "\n".join(f"    {line}" for line in lines[1:][-FAILURE_TAIL_LINES:])
+            errors.print(tail, highlight=False, markup=False, soft_wrap=True)
     if outcome.stopped:
         errors.print(f"stopped: {len(outcome.interrupted)} run(s) interrupted, their last checkpoints kept. "
                      f"Resume with: {command_line()}", highlight=False, markup=False)
@@ -153,6 +157,10 @@ def run(
         raise typer.Exit(1)
 
 
+FAILURE_TAILS_SHOWN = 3  # failed runs whose last lines of output `run` prints (all are in the store)
+FAILURE_TAIL_LINES = 6
+
+
 @app.command()
 @friendly
 def validate(
@@ -163,12 +171,13 @@ def validate(
     """Validate SPEC and show the runs it expands to; trains nothing, writes nothing."""
     from regsuite.store import Store, store_exists
 
-    plan, _ = load_plan(spec, set_)
+    plan, registry = load_plan(spec, set_)
     directory = results_dir(results)
-    statuses: dict[str, RunStatus] = {}
+    statuses: dict[str, RunStatus | str] = {}
     if store_exists(directory):
         with Store(directory, readonly=True) as store:
             statuses = store.statuses([r.run_id for r in plan.runs])
+            statuses.update(code_changed(store, plan, registry, statuses))
     table = Table(title=Text(f"{plan.spec.name}: {len(plan.runs)} runs ({plan.spec.task.name})"))
     for head in ("#", "run id", "dataset", "model", "set", "regularizers", "seed", "status"):
         table.add_column(head, overflow="fold")
@@ -180,6 +189,33 @@ def validate(
     console.print(table)
     done = sum(1 for s in statuses.values() if s == "done")
     console.print(f"spec is valid: {len(plan.runs)} runs, {done} done, {len(plan.runs) - done} to train")
+    changed = sum(1 for s in statuses.values() if s == CODE_CHANGED)
+    if changed:
+        console.print(f"{changed} run(s) {CODE_CHANGED}: the store holds runs identical to them but for the code of "
+                      "a third-party plugin, which is part of a run's key; they train anew (the old runs are kept)",
+                      highlight=False, markup=False)
+
+
+CODE_CHANGED = "code changed"
+
+
+def code_changed(store, plan, registry, statuses) -> dict[str, str]:
+    """The planned runs, new to the store, for which the spec's stored rows hold a run that
+    differs only in the code of third-party plugins: ``{run_id: "code changed"}``."""
+    from regsuite.spec import run_id_without_plugin_code
+
+    new = {r.run_id: r for r in plan.runs if r.run_id not in statuses and "plugin_code" in r.config["versions"]}
+    if not new:
+        return {}
+    stored = set()
+    for _, _, record in store.spec_rows(plan.spec.name):
+        if "plugin_code" not in record.config.get("versions", {}):
+            continue
+        try:
+            stored.add(run_id_without_plugin_code(registry, record.config))
+        except (RegsuiteError, KeyError, TypeError):  # a plugin it used is gone: not comparable
+            continue
+    return {run_id: CODE_CHANGED for run_id, r in new.items() if run_id_without_plugin_code(registry, r.config) in stored}
 
 
 def describe_ref(ref) -> str:
@@ -343,6 +379,19 @@ def plugins() -> None:
             entry = registry.get(kind, name)
             table.add_row(*map(Text, (name, entry.provider, entry.cls.describe(), describe_params(entry.cls.Params))))
         console.print(table)
+    if registry.problems:
+        table = Table(title="broken plugins (left out, or some of their names withheld)", show_lines=True,
+                      title_justify="left")
+        for head in ("plugin", "provided by", "lost", "reason"):
+            table.add_column(head, overflow="fold")
+        for problem in registry.problems:
+            lost = ", ".join(f"{kind} {name}" for kind, name in problem.names)
+            lost = lost if problem.loaded else "the whole plugin" + (f" ({lost})" if lost else "")
+            table.add_row(*map(Text, (problem.plugin_name, problem.provider, lost, problem.reason)))
+        console.print(table)
+    if registry.disabled:
+        skipped = ", ".join(f"{d.distribution} {d.version}" for d in registry.disabled)
+        console.print(f"disabled by $REGSUITE_DISABLE_PLUGINS: {skipped}", highlight=False, markup=False)
 
 
 def describe_params(params_model) -> str:

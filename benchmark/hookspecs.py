@@ -23,11 +23,15 @@ third-party distributions register a module under the entry-point group ``regsui
 Every register hook takes no arguments and returns a list of classes. Each class has a
 unique ``name`` within its kind and a pydantic ``Params`` model that the spec's entry for it
 is validated against when the spec loads (see :mod:`regsuite.api` for the base classes and
-the points in training where each kind acts). Two plugins registering the same name for the
-same kind is an error that names both providers.
+the points in training where each kind acts).
 
 Load order is fixed: these specs, then the built-in plugins, then entry points of the group
-``regsuite`` (skipped when ``REGSUITE_DISABLE_EXTERNAL_PLUGINS=1``), then ``check_pending()``.
+``regsuite`` (all skipped when ``REGSUITE_DISABLE_EXTERNAL_PLUGINS=1``; some distributions with
+``REGSUITE_DISABLE_PLUGINS=dist-a,dist-b``). A third-party plugin that fails to import, whose
+hook raises, that implements a hook not defined here or registers a class that is no named
+plugin class is left out whole, with a warning naming its distribution, version and the reason;
+the others load. A name taken by a built-in stays the built-in's; a name two third-party
+plugins register goes to neither (both are reported). See :mod:`regsuite.registry`.
 """
 from __future__ import annotations
 

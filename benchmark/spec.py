@@ -413,13 +413,17 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
         for m, model in enumerate(models):
             for s, (regset, regs) in enumerate(zip(spec.sets, sets)):
                 for seed in spec.seeds:
-                    plugins = {f"{kind}:{ref['name']}": registry.get(kind, ref["name"]).provider
-                               for kind, ref in [("task", task), ("dataset", dataset), ("model", model)]
-                               + [("regularizer", r) for r in regs]}
+                    used = {f"{kind}:{ref['name']}": registry.get(kind, ref["name"])
+                            for kind, ref in [("task", task), ("dataset", dataset), ("model", model)]
+                            + [("regularizer", r) for r in regs]}
+                    plugins = {key: entry.provider for key, entry in used.items()}
+                    # A third-party plugin's code is part of the key; regsuite's version stands
+                    # for the built-ins' (so a built-in-only run's config has no plugin_code).
+                    code = {key: entry.code for key, entry in used.items() if entry.code is not None}
                     config = {
                         "task": task, "dataset": dataset, "model": model, "regularizers": regs,
                         "training": training, "seed": seed,
-                        "versions": {**versions, "plugins": plugins},
+                        "versions": {**versions, "plugins": plugins, **({"plugin_code": code} if code else {})},
                     }
                     planned = PlannedRun(run_id_of(run_key_view(registry, config)), regset.label, config,
                                          dict(regset.reference))
@@ -486,6 +490,15 @@ def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
     view["regularizers"] = [keyed("regularizer", r) for r in config["regularizers"]]
     view["training"] = run_key_params(TrainingConfig, config["training"])
     return view
+
+
+def run_id_without_plugin_code(registry: Registry, config: dict[str, Any]) -> str:
+    """The run id ``config`` would have if third-party plugins' code were not part of the key:
+    two runs with the same such id differ at most in plugin code (``regsuite validate`` shows
+    planned runs as "code changed" when the store holds one like them but for the code)."""
+    view = run_key_view(registry, config)
+    view["versions"] = {k: v for k, v in view["versions"].items() if k != "plugin_code"}
+    return run_id_of(view)
 
 
 def resolve_ref(registry: Registry, kind: str, ref: PluginRef, where: str, errors: list[str]) -> dict[str, Any]:

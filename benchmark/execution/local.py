@@ -98,6 +98,21 @@ def plan_lanes(execution: ExecutionConfig, gpus: list[str], cores: int) -> list[
     return [Lane(i, gpus[i % len(gpus)] if gpus else None, threads) for i in range(count)]
 
 
+def worker_interpreter() -> list[str]:
+    """How a worker starts: this interpreter running :mod:`regsuite.execution.worker`, *without*
+    the working directory at the front of ``sys.path`` (``python -m`` puts it there), so that a
+    folder named ``regsuite`` where the user stands (a clone of the repository, say) cannot
+    shadow the installed package. Everything else on the path stays as in this process:
+    ``PYTHONPATH``, site-packages and the ``.pth`` files of editable installs, hence the same
+    regsuite and the same third-party plugins. Python 3.11+: ``-P``; 3.10: a bootstrap that
+    drops the entry itself."""
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", WORKER_MODULE]
+    bootstrap = (f"import runpy, sys; sys.path.pop(0); sys.argv[0] = {WORKER_MODULE!r}; "
+                 f"runpy.run_module({WORKER_MODULE!r}, run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", bootstrap]
+
+
 @dataclass
 class Active:
     run: PlannedRun
@@ -168,7 +183,7 @@ class LocalExecutor:
     # ------------------------------------------------------------------ workers
 
     def command(self, run: PlannedRun) -> list[str]:
-        cmd = [sys.executable, "-m", WORKER_MODULE, "--results", str(self.results), "--run-id", run.run_id,
+        cmd = [*worker_interpreter(), "--results", str(self.results), "--run-id", run.run_id,
                "--owner", self.owner, "--parent-pid", str(os.getpid())]
         return cmd + (["--keep-checkpoints"] if self.execution.keep_checkpoints else [])
 
@@ -274,15 +289,29 @@ class LocalExecutor:
             hint = (" (the kernel's out-of-memory killer sends SIGKILL: see `dmesg`; fewer workers or a smaller "
                     "batch need less memory)") if name == "SIGKILL" else ""
             return f"worker killed by {name}{hint}"
-        return f"worker exited with code {code} without recording a result"
+        cause = self.log_cause(active)
+        return f"worker exited with code {code} without recording a result" + (f": {cause}" if cause else "")
 
-    def log_tail(self, active: Active) -> str:
+    def log_cause(self, active: Active) -> str:
+        """The last line of the worker's output that says what went wrong (the exception line
+        of a traceback), so that the one-line reason on the console names the cause."""
+        lines = self.log_lines(active)
+        for line in reversed(lines):
+            text = line.strip()
+            if text and not text.startswith(("File ", "^", "~", "During handling", "The above exception")):
+                return text[:300]
+        return ""
+
+    def log_lines(self, active: Active) -> list[str]:
         try:
             with open(active.log_path, "rb") as log:
                 log.seek(active.log_offset)
-                lines = log.read().decode(errors="replace").splitlines()[1:]  # skip our header
+                return log.read().decode(errors="replace").splitlines()[1:]  # skip our header
         except OSError:
-            return ""
+            return []
+
+    def log_tail(self, active: Active) -> str:
+        lines = self.log_lines(active)
         if not lines:
             return f"\n(the worker wrote nothing to its log, {active.log_path})"
         tail = "\n".join(lines[-ERROR_TAIL_LINES:])
