@@ -291,7 +291,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except RecursionError:
         raise SpecError(f"--set {key}=…: the value nests arrays or tables too deeply for the TOML parser",
                         hint="a spec value needs a few levels of nesting; look for runaway brackets") from None
-    return key.split("."), value
+    return override_path(key), value
+
+
+def override_path(key: str) -> list[str]:
+    """``sets.1.regularizers.0.beta`` or, as error messages print it, ``sets[1].regularizers[0].beta``."""
+    parts = key.replace("[", ".").replace("]", "").split(".")
+    if any(not part.strip() for part in parts):
+        raise SpecError(f"--set {key}=…: the key has an empty part",
+                        hint="write keys as training.epochs or sets[1].regularizers[0].p")
+    return [part.strip() for part in parts]
 
 
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
@@ -328,19 +337,29 @@ def load_spec(path: Path | str, overrides: list[str] = ()) -> Spec:
         raise SpecError(f"{path}: invalid spec", details=format_validation_errors(exc)) from None
 
 
-def format_validation_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+def format_validation_errors(exc: ValidationError, prefix: str = "", known: list[str] | None = None) -> list[str]:
     """One line per error: ``where: what`` (``prefix`` + the error's location; an error of the
-    whole model is at ``prefix`` itself), ``unknown key`` for extra keys, the value given."""
+    whole model is at ``prefix`` itself), ``unknown key`` for extra keys (with a did-you-mean
+    among ``known`` names), the value given."""
     lines = []
     for err in exc.errors():
         loc = prefix + format_loc(err["loc"]) if err["loc"] else prefix.removesuffix(".")
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + did_you_mean(str(err["loc"][-1]) if err["loc"] else "", known or [])
         elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
             message = f"{message} (got {err['input']!r})"
         lines.append(f"{loc}: {message}" if loc else message)
     return lines
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (known: {', '.join(known)})" if known else ""
 
 
 def format_loc(loc: tuple) -> str:
@@ -510,7 +529,7 @@ def resolve_ref(registry: Registry, kind: str, ref: PluginRef, where: str, error
     try:
         params = cls.Params.model_validate(ref.params)
     except ValidationError as exc:
-        errors.extend(format_validation_errors(exc, prefix=f"{where}."))
+        errors.extend(format_validation_errors(exc, prefix=f"{where}.", known=list(cls.Params.model_fields)))
         return {"name": ref.name, "params": ref.params}
     return {"name": ref.name, "params": params.model_dump(mode="json")}
 

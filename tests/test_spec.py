@@ -148,3 +148,20 @@ def test_a_later_parameter_at_its_default_leaves_run_ids_alone(tiny_spec):
     bf16 = plan_of(tiny_spec, "training.precision=bf16")
     assert not {r.run_id for r in plan.runs} & {r.run_id for r in bf16.runs}
     assert plan_of(tiny_spec, "training.precision=fp32").runs[0].run_id == plan.runs[0].run_id
+
+
+def test_set_accepts_the_paths_error_messages_print(tiny_spec):
+    dotted = load_spec(tiny_spec, ["sets.1.regularizers.1.p=0.5"])
+    bracketed = load_spec(tiny_spec, ["sets[1].regularizers[1].p=0.5"])
+    assert dotted.sets[1].regularizers[1].params["p"] == bracketed.sets[1].regularizers[1].params["p"] == 0.5
+    with pytest.raises(SpecError, match="empty part"):
+        load_spec(tiny_spec, ["sets..p=1"])
+
+
+def test_unknown_parameter_names_get_a_did_you_mean(tiny_spec):
+    with pytest.raises(SpecError) as info:
+        plan_of(tiny_spec, "sets[1].regularizers[0].wieght=0.1")
+    assert "sets[1].regularizers[0].wieght: unknown key; did you mean 'weight'?" in str(info.value)
+    with pytest.raises(SpecError) as info:
+        plan_of(tiny_spec, "sets[1].regularizers[1].zzz=1")
+    assert "unknown key (known: p)" in str(info.value)
