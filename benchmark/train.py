@@ -131,6 +131,20 @@ def check_fingerprint(ctx: RunContext, data: api.Data) -> None:
         )
 
 
+def check_slots(ctx: RunContext, model: nn.Module) -> None:
+    """A regularizer that claims slots must find some in the built model: a model that declares
+    a slot kind but places no ``Slot`` of it would otherwise train as if unregularized."""
+    built = {m.kind for m in model.modules() if isinstance(m, api.Slot)}
+    for reg in ctx.regularizers:
+        for kind in sorted(reg.claims_slots - built):
+            model_name = ctx.config["model"]["name"]
+            raise RegsuiteError(
+                f"regularizer {reg.name!r} fills {kind!r} slots, but model {model_name!r} built none "
+                f"(it declares {', '.join(sorted(type(ctx.model_plugin).slots)) or 'no slots'})",
+                hint=f"model {model_name!r} must place Slot({kind!r}) modules where {kind} belongs",
+            )
+
+
 def make_optimizer(training: dict[str, Any], groups: list[dict]) -> torch.optim.Optimizer:
     name, lr = training["optimizer"], training["lr"]
     if name == "sgd":
@@ -159,6 +173,7 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
 
     torch.manual_seed(seed)  # model init does not depend on what the data load consumed
     model = ctx.model_plugin.build(data.info)
+    check_slots(ctx, model)
     for reg in ctx.regularizers:
         model = reg.configure_model(model)
     model = model.to(ctx.device)

@@ -53,3 +53,15 @@ def test_a_run_refuses_data_that_changed_after_planning(files, tmp_path):
     write_tiny_layout(tmp_path / "data", train_per_class=6, archive="tiny.zip")  # other images, same path
     with pytest.raises(DataError, match="loaded other data than the grid was planned with"):
         run_training(build_context(plan.runs[0].config, get_registry()))
+
+
+def test_a_declared_slot_the_model_does_not_build_is_an_error(tiny_spec, monkeypatch):
+    """small_cnn declares dropout slots; built without them, dropout would silently do nothing."""
+    from torch import nn
+
+    from regsuite.plugins.models.small_cnn import SmallCNN
+
+    monkeypatch.setattr(SmallCNN, "build", lambda self, info: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    with pytest.raises(RegsuiteError, match="regularizer 'dropout' fills 'dropout' slots, but model 'small_cnn' built none"):
+        plan = resolve(load_spec(tiny_spec, ["seeds=[0]", "training.epochs=1"]), get_registry())
+        run_training(build_context(plan.runs[1].config, get_registry()))
