@@ -481,15 +481,9 @@ def describe_clashes(spec: Spec, clashes: dict[frozenset, PlannedRun]) -> list[s
 
 def fingerprint_of(registry: Registry, dataset: dict[str, Any]) -> str:
     """The dataset plugin's fingerprint of the data these parameters load (see
-    ``api.Dataset.fingerprint``); remembered per parameters for the life of the process."""
-    key = json.dumps(dataset, sort_keys=True)
-    if key not in FINGERPRINTS:
-        cls = registry.cls("dataset", dataset["name"])
-        FINGERPRINTS[key] = cls(cls.Params.model_validate(dataset["params"])).fingerprint()
-    return FINGERPRINTS[key]
-
-
-FINGERPRINTS: dict[str, str] = {}
+    ``api.Dataset.fingerprint``); computed once per dataset of a grid."""
+    cls = registry.cls("dataset", dataset["name"])
+    return cls(cls.Params.model_validate(dataset["params"])).fingerprint()
 
 
 def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
