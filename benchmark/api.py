@@ -17,10 +17,18 @@ Training (see :mod:`regsuite.train`) calls the hooks in this order::
     each epoch, each batch:
         batch = task.prepare_batch(raw_batch)      # on the training device
         batch = reg.transform_batch(batch, generator)  # online augmentation, word dropout
-        data_loss = loss_fn(module(batch.inputs), batch)
-        penalty = sum(reg.penalty(module))         # e.g. L2; reported apart from data_loss
-        (data_loss + penalty).backward(); optimizer.step()
+        outputs = module(batch.inputs)
+        data_loss = loss_fn(outputs, batch)        # reported as train_loss
+        penalty = sum(reg.penalty(module))         # e.g. L2 (parameters only)
+        penalty += sum(reg.output_penalty(outputs, batch))  # e.g. confidence penalty
+        (data_loss + penalty).backward()           # penalties reported apart, as train_penalty
+        optimizer.step()
+        reg.after_step(module)                     # e.g. max-norm, under torch.no_grad()
     stop = any(reg.after_epoch(epoch, metrics))    # e.g. early stopping
+
+``train_loss`` is always the data loss alone (what ``loss_fn`` returns), so that runs with and
+without a penalty compare on the same quantity: a term that is not the data loss belongs in
+``penalty`` or ``output_penalty``, never in ``wrap_loss``.
 """
 from __future__ import annotations
 
@@ -31,6 +39,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
+
+from regsuite.errors import DataError
 
 
 class Params(BaseModel):
@@ -118,8 +128,19 @@ IGNORE_TARGET = -100
 
 @dataclass
 class Split:
-    """One split held in memory: images as uint8 N×C×H×W; token ids as int64 N×T, right-padded
-    with ``DataInfo.pad_index``, their targets ``IGNORE_TARGET`` at padding."""
+    """One split held in memory, ``len(inputs) == len(targets)`` samples.
+
+    What ``inputs`` holds is the dataset's and its task's business; the built-in tasks expect:
+
+    - images: uint8 N×C×H×W (0–255), targets int64 N class indices; models normalize them with
+      :class:`Normalize` and ``DataInfo.mean``/``std``;
+    - features: float32 N×F (already scaled), targets int64 N;
+    - token ids: int64 N×T, right-padded with ``DataInfo.pad_index``, targets int64 N×T with
+      ``IGNORE_TARGET`` at padding.
+
+    Keep splits compact (uint8 rather than float images): they are held in memory, on the GPU
+    when training there. ``transform_dataset`` returns a new Split of the same kind.
+    """
 
     inputs: Tensor
     targets: Tensor
@@ -133,15 +154,32 @@ class Split:
 
 @dataclass
 class DataInfo:
-    """What models and tasks need to know about a dataset."""
+    """What models and tasks need to know about a dataset.
+
+    ``input_shape`` is one sample's shape (C×H×W for images, F for features, the padded length T
+    for tokens). ``mean``/``std`` are per-channel (images) or per-feature statistics of the
+    training split on the scale models see (images: [0, 1]); datasets of images set them, so
+    that models can normalize. ``vocab_size``, ``pad_index`` and ``unk_index`` are for token
+    data. ``extras`` carries anything else a dataset wants its own models to know; nothing in
+    regsuite reads it.
+    """
 
     num_classes: int
     input_shape: tuple[int, ...]
     class_names: list[str] = field(default_factory=list)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     vocab_size: int | None = None
     pad_index: int | None = None
     unk_index: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def normalization(self) -> tuple[list[float], list[float]]:
+        """``(mean, std)`` for :class:`Normalize`; a clear error for data that has none."""
+        if self.mean is None or self.std is None:
+            raise DataError("this model normalizes its inputs, but the dataset gave no DataInfo.mean/std",
+                            hint="set mean and std (per channel, on the [0, 1] scale) in the dataset's DataInfo")
+        return list(self.mean), list(self.std)
 
 
 @dataclass
@@ -301,8 +339,19 @@ class Regularizer(Plugin):
         return batch
 
     def penalty(self, model: nn.Module) -> Tensor | None:
-        """A term added to the training objective, reported apart from the data loss."""
+        """A term of the parameters added to the training objective (e.g. L2), reported apart
+        from the data loss, as ``train_penalty``."""
         return None
+
+    def output_penalty(self, outputs: Tensor, batch: Batch) -> Tensor | None:
+        """A term of this batch's model outputs (fp32) or of the batch itself, added to the
+        objective and reported with ``penalty`` as ``train_penalty``: a confidence penalty,
+        activation regularization. Return a scalar (the batch mean), or ``None``."""
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimizer step, under ``torch.no_grad()``: constrain the weights
+        in place (max-norm, weight clipping)."""
 
     def after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Called after each epoch's evaluation; return True to stop training."""

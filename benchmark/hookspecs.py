@@ -71,7 +71,9 @@ def regsuite_register_models() -> list[type]:
 def regsuite_register_regularizers() -> list[type]:
     """Return :class:`regsuite.api.Regularizer` subclasses.
 
-    A regularizer acts at defined points of training: building the model, transforming
-    the training data once, transforming each training batch, wrapping the loss, adding a
-    penalty, shaping optimizer parameter groups, and after each epoch.
+    A regularizer acts at defined points of training: reading the loaded data, transforming
+    the training data once, filling the model's slots, shaping optimizer parameter groups,
+    wrapping the data loss, transforming each training batch, adding a penalty of the
+    parameters or of the outputs (reported apart from the data loss), after each optimizer
+    step, and after each epoch (where it may stop training). See :class:`regsuite.api.Regularizer`.
     """

@@ -146,9 +146,21 @@ def check_slots(ctx: RunContext, model: nn.Module) -> None:
 
 
 def make_optimizer(training: dict[str, Any], groups: list[dict]) -> torch.optim.Optimizer:
+    """The optimizer over the regularizers' parameter groups. A group may ask for
+    ``decoupled_weight_decay`` (p ← p − lr·λ·p apart from the gradient, as AdamW does): Adam
+    and AdamW apply it per group; SGD without momentum is the same thing with its own
+    ``weight_decay``; SGD with momentum has no decoupled form in PyTorch and is refused."""
     name, lr = training["optimizer"], training["lr"]
+    decoupled = any(group.get("decoupled_weight_decay") for group in groups)
     if name == "sgd":
+        if decoupled and training["momentum"]:
+            raise RegsuiteError("decoupled weight decay is not defined for SGD with momentum in PyTorch",
+                                hint='use optimizer = "adam" or "adamw", momentum = 0, or the l2 regularizer')
+        groups = [{k: v for k, v in group.items() if k != "decoupled_weight_decay"} for group in groups]
         return torch.optim.SGD(groups, lr=lr, momentum=training["momentum"])
+    if decoupled and "decoupled_weight_decay" not in (torch.optim.Adam.__init__.__kwdefaults__ or {}):
+        raise RegsuiteError(f"this torch {torch.__version__} has no per-group decoupled weight decay in Adam",
+                            hint="upgrade torch (2.7 or later)")
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.Adam(groups, lr=lr)
@@ -200,6 +212,7 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
     train = data.train
     order = torch.randperm(len(train), generator=state.order_generator).to(ctx.device)
     model.train()
+    hooks = Hooks.of(ctx.regularizers)
     loss_sum = torch.zeros((), device=ctx.device)
     penalty_sum = torch.zeros((), device=ctx.device)
     sums: dict[str, list[Tensor]] = {}
@@ -214,14 +227,16 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
         outputs = outputs.float()  # losses and metrics in fp32 whatever the precision
         data_loss = loss_fn(outputs, batch)
         objective = data_loss
-        for reg in ctx.regularizers:
-            penalty = reg.penalty(model)
-            if penalty is not None:
-                objective = objective + penalty
-                penalty_sum += penalty.detach()
+        for penalty in penalties(hooks, model, outputs, batch):
+            objective = objective + penalty
+            penalty_sum += penalty.detach()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
+        if hooks.after_step:
+            with torch.no_grad():
+                for reg in hooks.after_step:
+                    reg.after_step(model)
         loss_sum += data_loss.detach()
         accumulate(sums, task.measure(outputs.detach(), batch), skip="loss")
         batches += 1
@@ -232,6 +247,31 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
     metrics = {"train_loss": float(loss_sum) / batches, "train_penalty": float(penalty_sum) / batches}
     metrics.update({f"train_{key}": value for key, value in averages(sums).items()})
     return metrics
+
+
+@dataclass
+class Hooks:
+    """The regularizers that implement each per-batch hook (the loop skips the others)."""
+
+    penalty: list[api.Regularizer]
+    output_penalty: list[api.Regularizer]
+    after_step: list[api.Regularizer]
+
+    @classmethod
+    def of(cls, regularizers: list[api.Regularizer]) -> "Hooks":
+        return cls(*([reg for reg in regularizers if overrides(reg, hook)]
+                     for hook in ("penalty", "output_penalty", "after_step")))
+
+
+def overrides(reg: api.Regularizer, hook: str) -> bool:
+    return getattr(type(reg), hook) is not getattr(api.Regularizer, hook)
+
+
+def penalties(hooks: Hooks, model: nn.Module, outputs: Tensor, batch: api.Batch) -> list[Tensor]:
+    """This batch's penalty terms: parameter penalties, then output penalties, in set order."""
+    terms = [reg.penalty(model) for reg in hooks.penalty]
+    terms += [reg.output_penalty(outputs, batch) for reg in hooks.output_penalty]
+    return [term for term in terms if term is not None]
 
 
 @torch.no_grad()
@@ -309,7 +349,7 @@ def run_training(
 
 def penalizing(regularizers: list[api.Regularizer]) -> list[str]:
     """Names of the regularizers that add a penalty to the objective."""
-    return [reg.name for reg in regularizers if type(reg).penalty is not api.Regularizer.penalty]
+    return [reg.name for reg in regularizers if overrides(reg, "penalty") or overrides(reg, "output_penalty")]
 
 
 def non_finite_message(metrics: dict[str, float], epoch: int, penalized: list[str]) -> str:

@@ -115,7 +115,7 @@ class SyntheticImages(api.Dataset):
     def load(self) -> api.Data:
         mean, std = api.channel_stats(self.inputs[:1024])
         info = api.DataInfo(num_classes=CLASSES, input_shape=(3, 64, 64), class_names=[f"c{i}" for i in range(CLASSES)],
-                            extras={"mean": mean, "std": std})
+                            mean=mean, std=std)
         return api.Data(train=api.Split(self.inputs, self.targets), val=api.Split(self.inputs[:256], self.targets[:256]), info=info)
 
 

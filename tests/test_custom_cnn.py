@@ -13,7 +13,7 @@ from regsuite.plugins.models.custom_cnn import CustomCNN, CustomCNNParams, min_i
 from regsuite.plugins.regularizers.maxdropout import MaxDropoutLayer
 from regsuite.train import run_training
 
-INFO = DataInfo(num_classes=25, input_shape=(3, 64, 64), extras={"mean": [0.48, 0.45, 0.4], "std": [0.27, 0.26, 0.28]})
+INFO = DataInfo(num_classes=25, input_shape=(3, 64, 64), mean=(0.48, 0.45, 0.4), std=(0.27, 0.26, 0.28))
 
 
 def build(**params) -> nn.Sequential:
@@ -95,14 +95,14 @@ def test_keras_init_and_torch_init() -> None:
 
 def test_small_images_are_a_clear_error_or_scaled_up() -> None:
     assert min_input_side(4) == 63 and min_input_side(1) == 21
-    small = DataInfo(num_classes=10, input_shape=(1, 8, 8), extras={"mean": [0.5], "std": [0.2]})
+    small = DataInfo(num_classes=10, input_shape=(1, 8, 8), mean=[0.5], std=[0.2])
     with pytest.raises(RegsuiteError, match="at least 63 pixels") as error:
         CustomCNN(CustomCNNParams()).build(small)
     assert "resize = 64" in str(error.value)
     model = CustomCNN(CustomCNNParams(resize=64)).build(small)
     assert model(torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)).shape == (2, 10)
     assert macs_per_image(model, side=8, channels=1) == macs_per_image(CustomCNN(CustomCNNParams()).build(
-        DataInfo(num_classes=10, input_shape=(1, 64, 64), extras={"mean": [0.5], "std": [0.2]})), channels=1)
+        DataInfo(num_classes=10, input_shape=(1, 64, 64), mean=[0.5], std=[0.2])), channels=1)
 
 
 def test_dropout_and_maxdropout_fill_both_dense_slots() -> None:

@@ -15,7 +15,7 @@ from regsuite.plugins.models.efficientnet_b0 import (
     IMAGENET_MEAN, BuiltinDropoutSlot, EfficientNetB0, EfficientNetB0Params, Resize,
 )
 
-INFO = DataInfo(num_classes=7, input_shape=(3, 64, 64), extras={"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]})
+INFO = DataInfo(num_classes=7, input_shape=(3, 64, 64), mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2))
 
 
 def build(**params) -> nn.Sequential:
@@ -64,10 +64,10 @@ def test_stochastic_depth_is_a_parameter() -> None:
 
 
 def test_grayscale_becomes_rgb_and_other_channel_counts_are_an_error() -> None:
-    gray = DataInfo(num_classes=3, input_shape=(1, 16, 16), extras={"mean": [0.5], "std": [0.2]})
+    gray = DataInfo(num_classes=3, input_shape=(1, 16, 16), mean=[0.5], std=[0.2])
     model = EfficientNetB0(EfficientNetB0Params(resize=None)).build(gray)
     assert model.eval()(torch.randint(0, 256, (2, 1, 16, 16), dtype=torch.uint8)).shape == (2, 3)
-    two = DataInfo(num_classes=3, input_shape=(2, 16, 16), extras={"mean": [0.5] * 2, "std": [0.2] * 2})
+    two = DataInfo(num_classes=3, input_shape=(2, 16, 16), mean=[0.5] * 2, std=[0.2] * 2)
     with pytest.raises(RegsuiteError, match="RGB or grayscale"):
         EfficientNetB0(EfficientNetB0Params()).build(two)
 

@@ -88,8 +88,8 @@ def test_folder_loads_the_chosen_classes_with_labels_names_and_stats(folder, cac
     assert data.info.extras["wnids"] == list(WNIDS)
     assert data.info.class_names == ["class 1, tiny class 1", "class 2, tiny class 2", "class 3, tiny class 3"]
     x = data.train.inputs.float().div(255).transpose(0, 1).reshape(3, -1)
-    assert data.info.extras["mean"] == pytest.approx(x.mean(1).tolist(), abs=1e-5)
-    assert data.info.extras["std"] == pytest.approx(x.std(1).tolist(), abs=1e-5)
+    assert data.info.mean == pytest.approx(x.mean(1).tolist(), abs=1e-5)
+    assert data.info.std == pytest.approx(x.std(1).tolist(), abs=1e-5)
 
 
 def test_zip_and_folder_give_the_same_arrays(folder, archive, cache):
@@ -612,7 +612,7 @@ def test_real_mini_archive_ten_classes(cache):
     assert torch.bincount(data.train.targets).tolist() == [500] * 10
     assert torch.bincount(data.val.targets).tolist() == [50] * 10
     assert data.info.extras["wnids"] == sorted(data.info.extras["wnids"]) and len(data.info.class_names) == 10
-    assert all(0.2 < m < 0.7 for m in data.info.extras["mean"]) and all(0.1 < s < 0.5 for s in data.info.extras["std"])
+    assert all(0.2 < m < 0.7 for m in data.info.mean) and all(0.1 < s < 0.5 for s in data.info.std)
     again = load(cache, root=MINI, classes=10)
     assert torch.equal(again.val.inputs, data.val.inputs)
 

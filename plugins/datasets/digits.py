@@ -49,7 +49,8 @@ class Digits(Dataset):
             num_classes=10,
             input_shape=(1, 8, 8),
             class_names=[str(d) for d in range(10)],
-            extras={"mean": mean, "std": std},
+            mean=tuple(mean),
+            std=tuple(std),
         )
         return Data(train=train, val=Split(torch.from_numpy(val_x), torch.from_numpy(val_y)), info=info)
 

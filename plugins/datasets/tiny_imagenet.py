@@ -377,7 +377,9 @@ def to_data(entry: CacheEntry) -> Data:
         num_classes=len(meta["wnids"]),
         input_shape=(3, *IMAGE_SIZE),
         class_names=list(meta["class_names"]),
-        extras={"mean": meta["mean"], "std": meta["std"], "wnids": list(meta["wnids"])},
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+        extras={"wnids": list(meta["wnids"])},
     )
     return Data(
         train=Split(torch.from_numpy(a["train_images"]), torch.from_numpy(a["train_labels"])),

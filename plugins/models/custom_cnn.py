@@ -80,7 +80,7 @@ class CustomCNN(Model):
                 hint=f"use images of at least {smallest} pixels a side (Tiny ImageNet's 64×64 works), "
                 f"or set resize = {max(smallest, 64)} to scale them up inside the model",
             )
-        layers: list[nn.Module] = [Normalize(info.extras["mean"], info.extras["std"])]
+        layers: list[nn.Module] = [Normalize(*info.normalization())]
         if self.params.resize is not None:
             layers.append(Resize(self.params.resize))
         in_channels = channels

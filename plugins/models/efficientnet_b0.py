@@ -103,7 +103,7 @@ class EfficientNetB0(Model):
                 layers.append(GrayToRGB())
             layers.append(Normalize(IMAGENET_MEAN, IMAGENET_STD))
         else:
-            layers.append(Normalize(info.extras["mean"], info.extras["std"]))
+            layers.append(Normalize(*info.normalization()))
             if channels == 1:
                 layers.append(GrayToRGB())
         if p.resize is not None:

@@ -25,7 +25,7 @@ class SmallCNN(Model):
         channels, height, width = info.input_shape
         w, hidden = self.params.width, self.params.hidden
         return nn.Sequential(
-            Normalize(info.extras["mean"], info.extras["std"]),
+            Normalize(*info.normalization()),
             nn.Conv2d(channels, w, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),

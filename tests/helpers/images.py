@@ -35,7 +35,7 @@ class TinyImages(api.Dataset):
         train, val = self.splits
         mean, std = api.channel_stats(train.inputs)
         info = api.DataInfo(num_classes=self.classes, input_shape=self.shape,
-                            class_names=[f"class{i}" for i in range(self.classes)], extras={"mean": mean, "std": std})
+                            class_names=[f"class{i}" for i in range(self.classes)], mean=mean, std=std)
         return api.Data(train=api.Split(train.inputs.clone(), train.targets.clone()), val=val, info=info)
 
 
