@@ -86,7 +86,7 @@ def test_after_step_runs_once_per_optimizer_step_without_autograd():
     models = []
     run_training(context, on_epoch=lambda state, metrics: models.append(state.model))
     assert calls == [False] * 6
-    assert max(float(p.abs().max()) for p in models[-1].parameters()) <= 0.01
+    assert max(float(p.detach().abs().max()) for p in models[-1].parameters()) <= 0.01
 
 
 def test_a_model_that_normalizes_needs_the_datasets_mean_and_std():
