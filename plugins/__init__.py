@@ -3,6 +3,7 @@
 from regsuite.plugins.datasets import digits, nltk_treebank, tiny_imagenet
 from regsuite.plugins.models import custom_cnn, efficientnet_b0, rnn_tagger, small_cnn
 from regsuite.plugins.regularizers import augmentation, dropout, l2, maxdropout, word_dropout
+from regsuite.plugins.regularizers import cutmix, label_smoothing, mixup, random_erasing
 from regsuite.plugins.tasks import image_classification, sequence_labelling
 
 MODULES = [
@@ -20,4 +21,8 @@ MODULES = [
     maxdropout,
     augmentation,
     word_dropout,
+    label_smoothing,
+    mixup,
+    cutmix,
+    random_erasing,
 ]
