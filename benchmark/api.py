@@ -239,6 +239,66 @@ class Metric:
     higher_is_better: bool = True
 
 
+def balanced_subset(targets: Tensor, *, fraction: float | None = None, per_class: int | None = None, seed: int,
+                    class_names: list[str] | None = None) -> Tensor:
+    """Sorted int64 indices of a class-balanced subsample of a split with class-index
+    ``targets`` (N): the data-regime axis ("does a regularizer help more with less data?").
+
+    Give exactly one of ``fraction`` (0 < f <= 1: ``round(f * n_c)``, at least 1, of each
+    class's ``n_c`` samples) or ``per_class`` (that many of every class; a class with fewer is a
+    :class:`regsuite.errors.DataError`, named with ``class_names`` when given). Each class's
+    samples are taken in the order of a random permutation seeded by ``seed`` and the class
+    index alone, not by the run seed: every regularizer set and run seed sees the same subset,
+    a class's pick does not depend on which other classes are loaded, and a smaller subset is
+    part of a larger one of the same seed. The indices are sorted, so the subset keeps the
+    split's own order. Datasets apply it to the training split only (val and test stay whole).
+    """
+    if (fraction is None) == (per_class is None):
+        raise ValueError("balanced_subset: give exactly one of fraction or per_class")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"balanced_subset: fraction must be in (0, 1], got {fraction}")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"balanced_subset: per_class must be at least 1, got {per_class}")
+    if targets.dim() != 1:
+        raise ValueError(f"balanced_subset: targets must be one class index per sample (N), got shape {tuple(targets.shape)}")
+    targets = targets.detach().cpu()
+    labels, counts = torch.unique(targets, return_counts=True)
+    if per_class is not None:
+        short = [(int(c), int(n)) for c, n in zip(labels, counts) if n < per_class]
+        if short:
+            label, n = min(short, key=lambda item: (item[1], item[0]))
+            name = f" ({class_names[label]!r})" if class_names is not None and 0 <= label < len(class_names) else ""
+            others = f"; {len(short)} classes have fewer than {per_class}" if len(short) > 1 else ""
+            raise DataError(f"per_class = {per_class}, but class {label}{name} has only {n} training samples{others}",
+                            hint=f"use per_class <= {int(counts.min())}, or train_fraction for a share of every class")
+    chosen = []
+    for label, n in zip(labels.tolist(), counts.tolist()):
+        members = torch.nonzero(targets == label, as_tuple=True)[0]
+        take = per_class if per_class is not None else max(1, round(fraction * n))
+        chosen.append(members[torch.randperm(n, generator=_subset_generator(seed, label))[:take]])
+    return torch.sort(torch.cat(chosen)).values.to(torch.int64) if chosen else torch.empty(0, dtype=torch.int64)
+
+
+def random_subset(n: int, *, fraction: float, seed: int) -> Tensor:
+    """Sorted int64 indices of ``round(fraction * n)`` (at least 1) of ``n`` samples, drawn by
+    a permutation seeded by ``seed`` alone (not the run seed): :func:`balanced_subset` for data
+    without one class per sample, such as sentences of token-level tags."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"random_subset: fraction must be in (0, 1], got {fraction}")
+    if n < 1:
+        return torch.empty(0, dtype=torch.int64)
+    take = max(1, round(fraction * n))
+    return torch.sort(torch.randperm(n, generator=_subset_generator(seed, None))[:take]).values.to(torch.int64)
+
+
+def _subset_generator(seed: int, label: int | None) -> torch.Generator:
+    """A CPU generator for the subsample of one class (``label``) or of a whole split (None)."""
+    import hashlib
+
+    salt = hashlib.sha256(f"regsuite-subset\0{seed}\0{label}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(salt[:8], "little") >> 1)
+
+
 # ---------------------------------------------------------------------------- plugin kinds
 
 

@@ -1,12 +1,20 @@
-"""scikit-learn's 8×8 handwritten digits: real data that needs no download."""
+"""scikit-learn's 8×8 handwritten digits: real data that needs no download.
+
+**Less data.** ``train_fraction`` (a share of every class) or ``per_class`` (so many images
+of every class) keep a class-balanced subsample of the training split, drawn by
+``subset_seed`` (:func:`regsuite.api.balanced_subset`), never by the run seed: every set and
+seed trains on the same images. It is taken after ``train_limit``; the validation split stays
+whole. ``DataInfo.mean``/``std`` are the subsample's own statistics, as a user who had only
+that data would compute them.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from regsuite import hookimpl
-from regsuite.api import Data, DataInfo, Dataset, Params, Split, channel_stats
+from regsuite.api import KEYED_UNLESS_DEFAULT, Data, DataInfo, Dataset, Params, Split, balanced_subset, channel_stats
 from regsuite.errors import DataError
 
 
@@ -14,6 +22,18 @@ class DigitsParams(Params):
     val_fraction: float = Field(0.3, gt=0, lt=1, description="share of images held out for validation")
     train_limit: int | None = Field(None, ge=10, description="keep only this many training images (scarce data overfits)")
     split_seed: int = Field(0, description="seed of the stratified train/val split (fixed across run seeds)")
+    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this share of every class's training images (class-balanced; val untouched)")
+    per_class: int | None = Field(None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this many training images of every class instead (not with train_fraction)")
+    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
+
+    @model_validator(mode="after")
+    def one_subsample(self) -> "DigitsParams":
+        if self.per_class is not None and self.train_fraction != 1:
+            raise ValueError("give train_fraction or per_class, not both")
+        return self
 
 
 class Digits(Dataset):
@@ -44,6 +64,13 @@ class Digits(Dataset):
                 raise DataError(f"digits.train_limit = {p.train_limit} but the split has only {len(train_x)} training images")
             train_x, train_y = train_x[: p.train_limit], train_y[: p.train_limit]
         train = Split(torch.from_numpy(train_x), torch.from_numpy(train_y))
+        if p.train_fraction != 1 or p.per_class is not None:
+            try:
+                keep = balanced_subset(train.targets, fraction=p.train_fraction if p.per_class is None else None,
+                                       per_class=p.per_class, seed=p.subset_seed)
+            except DataError as exc:
+                raise DataError(f"digits.{exc.message}", hint=exc.hint) from None
+            train = Split(train.inputs[keep], train.targets[keep])
         mean, std = channel_stats(train.inputs)
         info = DataInfo(
             num_classes=10,

@@ -33,6 +33,14 @@ Splits, vocabulary, tags
     the model can never learn, so its tokens count as errors instead of crashing the run
     (they are listed in ``DataInfo.extras["tags_unseen_in_train"]``). On the treebank NLTK's
     mapping turns a Penn tag it does not know into ``X``.
+
+Less data
+    ``train_fraction`` keeps that share of the training sentences (at least one), drawn by
+    ``subset_seed`` (:func:`regsuite.api.random_subset`), never by the run seed, so every set
+    and seed trains on the same sentences; they keep their order, and val and test stay whole.
+    A sentence holds many tags, so there is no per-class balance here. The vocabulary (and
+    ``tags_unseen_in_train``) come from the kept sentences, as they would for a user who had
+    only that data; ``input_shape`` stays the longest sentence of the corpus.
 """
 from __future__ import annotations
 
@@ -53,7 +61,7 @@ import torch
 from pydantic import Field, model_validator
 
 from regsuite import hookimpl
-from regsuite.api import IGNORE_TARGET, Data, DataInfo, Dataset, Params, Split
+from regsuite.api import IGNORE_TARGET, KEYED_UNLESS_DEFAULT, Data, DataInfo, Dataset, Params, Split, random_subset
 from regsuite.datacache import MAX_TEXT_BYTES, check_declared_sizes
 from regsuite.errors import DataError
 
@@ -85,6 +93,10 @@ class NLTKTreebankParams(Params):
     download: bool = Field(True, description="fetch missing NLTK packages with nltk.download before giving up")
     corpus_root: str | None = Field(None, description="folder of a word/TAG corpus to read instead of the treebank")
     fileids: str = Field(r"(?!\.).*", description="regex of the files under corpus_root to read")
+    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this share of the training sentences (val and test untouched)")
+    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
 
     @model_validator(mode="after")
     def room_for_training(self) -> "NLTKTreebankParams":
@@ -104,6 +116,8 @@ class NLTKTreebank(Dataset):
         p = self.params
         sentences = read_corpus(p)
         train, val, test = split_sentences(sentences, p)
+        if p.train_fraction != 1:
+            train = [train[i] for i in random_subset(len(train), fraction=p.train_fraction, seed=p.subset_seed).tolist()]
         vocab = build_vocabulary(train, p.lowercase, p.min_count)
         tags = sorted({tag for sentence in sentences for _, tag in sentence})
         tag_index = {tag: i for i, tag in enumerate(tags)}

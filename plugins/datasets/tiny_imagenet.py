@@ -34,6 +34,16 @@ N×3×64×64 arrays and cached under ``cache_dir`` (default
 size and mtime; an extracted folder's names, sizes and mtimes of every file used) and the
 class selection. Later loads memory-map the cache (so parallel runs share its pages); delete
 an entry or the folder to reclaim the space, but never edit its files in place.
+
+**Less data.** ``train_fraction`` (a share of every class) or ``per_class`` (so many images
+of every class) keep a class-balanced subsample of the training split, drawn by
+``subset_seed`` (:func:`regsuite.api.balanced_subset`), never by the run seed: every set and
+seed trains on the same images, and a class keeps the same images whichever other classes
+are chosen. The official val split stays whole. The cache always holds the full decoded
+split, so every subsample reuses one decode; the subsample is taken from it on each load,
+and its fingerprint is computed from the subsampled data (the cached fingerprint is the full
+split's). ``DataInfo.mean``/``std`` are the subsample's own statistics, as a user who had
+only that data would compute them.
 """
 from __future__ import annotations
 
@@ -41,7 +51,7 @@ import difflib
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -51,7 +61,17 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from regsuite import hookimpl
-from regsuite.api import NOT_IN_RUN_KEY, Data, DataInfo, Dataset, Params, Split, data_fingerprint
+from regsuite.api import (
+    KEYED_UNLESS_DEFAULT,
+    NOT_IN_RUN_KEY,
+    Data,
+    DataInfo,
+    Dataset,
+    Params,
+    Split,
+    balanced_subset,
+    data_fingerprint,
+)
 from regsuite.datacache import (
     ArrayCache,
     CacheEntry,
@@ -86,6 +106,12 @@ class TinyImageNetParams(Params):
     md5: str = Field(OFFICIAL_MD5, pattern=r"^([0-9a-fA-F]{32})?$", description='MD5 of the archive at url ("" skips the check)')
     download: bool = Field(True, json_schema_extra=NOT_IN_RUN_KEY, description="download the archive when the data folder has no data")
     cache_dir: Path | None = Field(None, json_schema_extra=NOT_IN_RUN_KEY, description="where decoded arrays are cached (default: the user cache)")
+    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this share of every class's training images (class-balanced; val untouched)")
+    per_class: int | None = Field(None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this many training images of every class instead (not with train_fraction)")
+    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
 
     @model_validator(mode="before")
     @classmethod
@@ -93,6 +119,16 @@ class TinyImageNetParams(Params):
         if isinstance(data, dict) and isinstance(data.get("wnids"), list) and "classes" not in data:
             data = {**data, "classes": len(data["wnids"])}
         return data
+
+    @model_validator(mode="after")
+    def one_subsample(self) -> "TinyImageNetParams":
+        if self.per_class is not None and self.train_fraction != 1:
+            raise ValueError("give train_fraction or per_class, not both")
+        return self
+
+    @property
+    def subsampled(self) -> bool:
+        return self.train_fraction != 1 or self.per_class is not None
 
     @field_validator("md5")
     @classmethod
@@ -185,11 +221,31 @@ class TinyImageNet(Dataset):
         return lines
 
     def load(self) -> Data:
-        return to_data(self.cached())
+        return self.subsample(to_data(self.cached()))
 
     def fingerprint(self) -> str:
-        """Kept in the decode cache: a cached load is not hashed again."""
-        return self.cached().meta["fingerprint"]
+        """Kept in the decode cache for the full split: a cached load is not hashed again. A
+        subsample (``train_fraction``, ``per_class``) is hashed as loaded."""
+        entry = self.cached()
+        if not self.params.subsampled:
+            return entry.meta["fingerprint"]
+        return data_fingerprint(self.subsample(to_data(entry)))
+
+    def subsample(self, data: Data) -> Data:
+        """``data`` with the training split cut to the class-balanced subsample the parameters
+        ask for, and the subsample's own mean/std (``data`` itself when they ask for none)."""
+        p = self.params
+        if not p.subsampled:
+            return data
+        try:
+            keep = balanced_subset(data.train.targets, fraction=p.train_fraction if p.per_class is None else None,
+                                   per_class=p.per_class, seed=p.subset_seed, class_names=data.info.extras["wnids"])
+        except DataError as exc:
+            raise DataError(f"{self.name}.{exc.message}", hint=exc.hint) from None
+        train = Split(data.train.inputs[keep], data.train.targets[keep])
+        mean, std = channel_stats_uint8(train.inputs.numpy())
+        info = replace(data.info, mean=tuple(mean), std=tuple(std))
+        return Data(train=train, val=data.val, info=info, test=data.test)
 
     def cached(self) -> CacheEntry:
         """The decoded arrays, from the cache (decoding them first if they are not there)."""
