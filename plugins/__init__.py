@@ -4,6 +4,7 @@ from regsuite.plugins.datasets import digits, nltk_treebank, tiny_imagenet
 from regsuite.plugins.models import custom_cnn, efficientnet_b0, rnn_tagger, small_cnn
 from regsuite.plugins.regularizers import augmentation, dropout, l2, maxdropout, word_dropout
 from regsuite.plugins.regularizers import cutmix, label_smoothing, mixup, random_erasing
+from regsuite.plugins.regularizers import confidence_penalty, drop_path, early_stopping, max_norm, weight_decay
 from regsuite.plugins.tasks import image_classification, sequence_labelling
 
 MODULES = [
@@ -25,4 +26,9 @@ MODULES = [
     mixup,
     cutmix,
     random_erasing,
+    weight_decay,
+    max_norm,
+    confidence_penalty,
+    drop_path,
+    early_stopping,
 ]

@@ -108,3 +108,29 @@ def test_pretrained_weights_are_loaded_and_the_classifier_replaced(tmp_path, mon
     torch.testing.assert_close(net.features[0][0].weight, imagenet["features.0.0.weight"])
     assert net.classifier[1].out_features == 7
     assert model[0].mean.flatten().tolist() == pytest.approx(IMAGENET_MEAN)
+
+
+def test_unfilled_drop_path_slots_compute_exactly_torchvisions_model() -> None:
+    from torchvision.models import efficientnet_b0
+
+    from regsuite.plugins.models.efficientnet_b0 import DropPathSlot
+
+    ours = build(resize=None, builtin_dropout=0.0, stochastic_depth=0.2)[-1]
+    slots = [m for m in ours.modules() if isinstance(m, DropPathSlot)]
+    assert len(slots) == 16 and {s.kind for s in slots} == {"drop_path"} and [s.index for s in slots] == list(range(16))
+    assert [s.depth for s in slots] == [(i + 1) / 16 for i in range(16)]
+    assert "drop_path" in EfficientNetB0.slots
+    torchvision = efficientnet_b0(weights=None, num_classes=7, dropout=0.0, stochastic_depth_prob=0.2)
+    torchvision.load_state_dict(ours.state_dict())  # the slots hold no state: the same keys
+    assert [s.builtin.p for s in slots] == [m.stochastic_depth.p for m in torchvision.features.modules()
+                                            if hasattr(m, "stochastic_depth")]
+    x = torch.randn(8, 3, 32, 32)
+    outputs = {}
+    for name, net in (("ours", ours), ("torchvision", torchvision)):
+        net.train()
+        for seed in (5, 6):
+            torch.manual_seed(seed)
+            outputs[name, seed] = net(x)
+    assert torch.equal(outputs["ours", 5], outputs["torchvision", 5])
+    assert torch.equal(outputs["ours", 6], outputs["torchvision", 6])
+    assert not torch.equal(outputs["ours", 5], outputs["ours", 6])  # the random draws matter (and match)

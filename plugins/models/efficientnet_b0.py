@@ -16,7 +16,13 @@ default, so ``none`` means "nothing added to what the architecture ships with":
   is the model's dropout slot: the ``dropout`` regularizer *replaces* it with its own p
   (0.25 gives p = 0.25 there, not 0.2 followed by 0.25), and ``maxdropout`` replaces it
   with MaxDropout. With no regularizer in the slot, dropout ``builtin_dropout`` stays.
-- ``stochastic_depth`` (torchvision's 0.2) drops residual branches during training.
+- ``stochastic_depth`` (torchvision's 0.2) drops residual branches during training, with
+  torchvision's linearly increasing probability ``stochastic_depth · i / 16`` in block i
+  (0 to 15). Each of the 16 MBConv blocks' ``stochastic_depth`` module is the model's
+  ``drop_path`` slot (:class:`DropPathSlot`, which records the block's index and depth):
+  unfilled, it is exactly torchvision's ``StochasticDepth`` (same p, mode "row", same random
+  draws), so a run without a drop-path regularizer computes what torchvision's model does;
+  the ``drop_path`` regularizer *replaces* it with its own schedule.
 - batch normalization stays in any case.
 
 Set ``builtin_dropout = 0`` and ``stochastic_depth = 0`` for a baseline without built-in
@@ -45,7 +51,8 @@ class EfficientNetB0Params(Params):
     pretrained: bool = Field(False, description="start from torchvision's ImageNet weights (downloaded once)")
     resize: int | None = Field(224, ge=32, le=1024, description="scale inputs up to resize×resize inside the model; unset = keep their size")
     builtin_dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier when no dropout regularizer fills that slot")
-    stochastic_depth: float = Field(0.2, ge=0, lt=1, description="torchvision's stochastic depth probability (built-in regularization)")
+    stochastic_depth: float = Field(
+        0.2, ge=0, lt=1, description="torchvision's stochastic depth (block i of 0–15: p·i/16) while no drop_path regularizer fills the slots")
 
 
 class BuiltinDropoutSlot(Slot):
@@ -62,6 +69,41 @@ class BuiltinDropoutSlot(Slot):
         return f"kind={self.kind!r}, builtin p={self.p}"
 
 
+class DropPathSlot(Slot):
+    """The model's drop-path slot in one MBConv block; unfilled, it is torchvision's own
+    stochastic depth there (the ``StochasticDepth`` module it replaced, called as is).
+
+    ``index`` is the block's position (0 to ``blocks`` − 1, input to output) and ``depth`` =
+    (index + 1) / blocks its depth fraction, the paper's l / L: what a drop-path regularizer
+    scales its rate by (the last block has depth 1).
+    """
+
+    def __init__(self, builtin: nn.Module, index: int, blocks: int):
+        super().__init__("drop_path")
+        self.builtin = builtin
+        self.index = index
+        self.blocks = blocks
+
+    @property
+    def depth(self) -> float:
+        return (self.index + 1) / self.blocks
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.builtin(x)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, block {self.index + 1} of {self.blocks}"
+
+
+def place_drop_path_slots(net: nn.Module) -> None:
+    """Replace each MBConv block's ``stochastic_depth`` module with a :class:`DropPathSlot`."""
+    from torchvision.ops import StochasticDepth
+
+    blocks = [m for m in net.features.modules() if isinstance(getattr(m, "stochastic_depth", None), StochasticDepth)]
+    for index, block in enumerate(blocks):
+        block.stochastic_depth = DropPathSlot(block.stochastic_depth, index, len(blocks))
+
+
 class GrayToRGB(nn.Module):
     """One-channel images as three equal channels (what the RGB stem expects)."""
 
@@ -70,11 +112,11 @@ class GrayToRGB(nn.Module):
 
 
 class EfficientNetB0(Model):
-    """torchvision's EfficientNet-B0, from scratch or ImageNet weights; inputs scaled up to 224; dropout slot before the classifier."""
+    """torchvision's EfficientNet-B0, from scratch or ImageNet weights; inputs scaled up to 224; dropout and drop-path slots."""
 
     name = "efficientnet_b0"
     tasks = frozenset({"image_classification"})
-    slots = frozenset({"dropout"})
+    slots = frozenset({"dropout", "drop_path"})
     Params = EfficientNetB0Params
 
     @classmethod
@@ -97,6 +139,7 @@ class EfficientNetB0(Model):
             net.load_state_dict(pretrained_state_dict())
             net.classifier[1] = nn.Linear(net.classifier[1].in_features, info.num_classes)
         net.classifier[0] = BuiltinDropoutSlot(p.builtin_dropout)
+        place_drop_path_slots(net)
         layers: list[nn.Module] = []
         if p.pretrained:
             if channels == 1:

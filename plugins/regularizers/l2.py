@@ -19,6 +19,8 @@ class L2(Regularizer):
 
     name = "l2"
     Params = L2Params
+    # No conflicts_with = {"weight_decay"} here: weight_decay declares the pair, and the spec
+    # check sees the whole set (one side gives the error in either order, both would give it twice).
 
     def penalty(self, model: nn.Module) -> Tensor:
         weights = [p for p in model.parameters() if p.requires_grad and (self.params.include_biases or p.ndim > 1)]
