@@ -54,6 +54,15 @@ def isolated_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "results"
 
 
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory) -> Path:
+    """A folder with the example plugin package (examples/regsuite-cutout) pip-installed in it,
+    for ``PYTHONPATH`` or ``sys.path``; this environment stays without it."""
+    from helpers.example_package import install_example
+
+    return install_example(tmp_path_factory.mktemp("example") / "site")
+
+
 @pytest.fixture
 def tiny_spec(files) -> Path:
     return files({"tiny.toml": TINY_SPEC}) / "tiny.toml"

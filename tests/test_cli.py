@@ -74,8 +74,11 @@ def test_plugins_lists_every_kind_with_provider_and_parameters():
     result = invoke("plugins")
     assert result.exit_code == 0
     for text in ("tasks", "datasets", "models", "regularizers", "image_classification", "digits", "small_cnn",
-                 "dropout", "regsuite 0.1.0 (built-in)", "p = 0.25", "train_limit = None"):
+                 "dropout", "regsuite 0.1.0 (built-in)"):
         assert text in result.stdout, text
+    for name, texts in (("dropout", ("float", "0.25", "≥ 0, < 1")), ("digits", ("train_limit", "int | None", "≥ 10"))):
+        shown = invoke("plugins", name)  # the parameters: `regsuite plugins NAME`
+        assert shown.exit_code == 0 and all(text in shown.stdout for text in texts), shown.output
 
 
 BAD = {

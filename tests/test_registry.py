@@ -127,14 +127,9 @@ def test_unknown_name_suggests_the_closest():
         reg.get("regularizer", "dropuot")
 
 
-def test_a_real_installed_plugin_package_is_found_and_trains(tmp_path, files):
+def test_a_real_installed_plugin_package_is_found_and_trains(tmp_path, files, example_site):
     """pip-installs examples/regsuite-cutout into a folder and uses it from a fresh process."""
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(ROOT / "examples" / "regsuite-cutout")],
-        check=True, capture_output=True,
-    )
+    target = example_site
     env = {**os.environ, "PYTHONPATH": str(target), "COLUMNS": "200"}
     regsuite = [sys.executable, "-m", "regsuite.cli"]
     listed = subprocess.run([*regsuite, "plugins"], env=env, capture_output=True, text=True, check=True)
