@@ -75,16 +75,31 @@ def key_rule(field_info: Any) -> Any:
 
 def run_key_params(params: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     """The part of resolved ``values`` that goes into the run's hash (see the two markers)."""
+    rules = key_rules(params)
     keyed = {}
     for name, value in values.items():
-        f = params.model_fields.get(name)
-        rule = key_rule(f) if f is not None else True
+        rule, default = rules.get(name, (True, None))
         if rule is False:
             continue
-        if rule == "unless-default" and value == jsonable_default(f):
+        if rule == "unless-default" and value == default:
             continue
         keyed[name] = value
     return keyed
+
+
+_KEY_RULES: dict[type, dict[str, tuple[Any, Any]]] = {}
+
+
+def key_rules(params: type[BaseModel]) -> dict[str, tuple[Any, Any]]:
+    """Each field's run-key rule and (for KEYED_UNLESS_DEFAULT) its default as JSON, once per
+    class: a grid of 100,000 runs asks for them per run."""
+    if params not in _KEY_RULES:
+        rules = {}
+        for name, f in params.model_fields.items():
+            rule = key_rule(f)
+            rules[name] = (rule, jsonable_default(f) if rule == "unless-default" else None)
+        _KEY_RULES[params] = rules
+    return _KEY_RULES[params]
 
 
 def jsonable_default(field_info: Any) -> Any:

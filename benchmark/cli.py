@@ -8,6 +8,7 @@ only one that imports :mod:`regsuite.progress`, and the only one that composes t
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -178,11 +179,16 @@ def validate(
         with Store(directory, readonly=True) as store:
             statuses = store.statuses([r.run_id for r in plan.runs])
             statuses.update(code_changed(store, plan, registry, statuses))
+    if plan.spec.sweeps:
+        console.print(sweep_table(plan))
+        console.print(grid_size(plan), highlight=False, markup=False, soft_wrap=True)
     table = Table(title=Text(f"{plan.spec.name}: {len(plan.runs)} runs ({plan.spec.task.name})"))
     for head in ("#", "run id", "dataset", "model", "set", "regularizers", "seed", "status"):
         table.add_column(head, overflow="fold")
     given = {s.label: ", ".join(describe_ref(r) for r in s.regularizers) or "—" for s in plan.spec.sets}
-    for i, planned in enumerate(plan.runs, 1):
+    if len(plan.runs) > MAX_LISTED_RUNS:
+        table.caption = f"the first {MAX_LISTED_RUNS} of {len(plan.runs)} runs"
+    for i, planned in enumerate(plan.runs[:MAX_LISTED_RUNS], 1):
         c = planned.config
         table.add_row(*map(Text, (str(i), planned.run_id[:12], c["dataset"]["name"], c["model"]["name"], planned.label,
                                   given[planned.label], str(planned.seed), statuses.get(planned.run_id, "new"))))
@@ -197,6 +203,26 @@ def validate(
 
 
 CODE_CHANGED = "code changed"
+MAX_LISTED_RUNS = 200  # a sweep's grid may hold thousands: validate lists the first ones
+
+
+def sweep_table(plan) -> Table:
+    """The spec's swept axes and the grid's size, dimension by dimension."""
+    spec = plan.spec
+    table = Table(title=Text(f"{spec.name}: sweeps"))
+    for head in ("axis", "values", "n"):
+        table.add_column(head, overflow="fold")
+    for axis in spec.sweeps:
+        table.add_row(Text(axis.path), Text(", ".join(json.dumps(v) for v in axis.values)), Text(str(len(axis.values))))
+    return table
+
+
+def grid_size(plan) -> str:
+    spec = plan.spec
+    parts = [(len(spec.refs("dataset")), "dataset"), (len(spec.refs("model")), "model"),
+             (len(spec.training_settings()), "training setting"), (len(spec.sets), "set"), (len(spec.seeds), "seed")]
+    product = " × ".join(f"{n} {name}{'s' if n != 1 else ''}" for n, name in parts)
+    return f"grid: {product} = {len(plan.runs)} runs"
 
 
 def code_changed(store, plan, registry, statuses) -> dict[str, str]:
@@ -234,6 +260,7 @@ def leaderboard(
     partial: bool = typer.Option(False, "--partial", help="with --export: publish even though some runs are unfinished"),
     sort: str = typer.Option("val_loss", "--sort",
                              help="column to rank by (val_loss, gap, train_loss, val_accuracy, delta_val_loss, best_epoch, label, …)"),
+    where: list[str] = typer.Option([], "--where", help="keep rows whose swept value matches, e.g. --where weight=1e-4 (repeatable)"),
 ) -> None:
     """Render the leaderboard from stored results, without training."""
     from regsuite.store import Store
@@ -250,7 +277,8 @@ def leaderboard(
                 console.print(f"wrote {write_export(store, name, Path('leaderboard'), command_line(), sort, partial)}",
                               markup=False)
             return
-        texts = [show_leaderboard(store, name, format, sort, to_terminal=out is None) for name in names]
+        selection = parse_where(where)
+        texts = [show_leaderboard(store, name, format, sort, to_terminal=out is None, where=selection) for name in names]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(texts), encoding="utf-8")
@@ -274,12 +302,23 @@ def spec_name_of(spec: str) -> str:
     return spec
 
 
-def show_leaderboard(store, name: str, format: str, sort: str, to_terminal: bool = True) -> str:
+def parse_where(where: list[str]) -> dict[str, str]:
+    selection = {}
+    for text in where:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise RegsuiteError(f"--where {text!r} is not of the form name=value", hint="e.g. --where weight=1e-4")
+        selection[key.strip()] = value.strip()
+    return selection
+
+
+def show_leaderboard(store, name: str, format: str, sort: str, to_terminal: bool = True,
+                     where: dict[str, str] | None = None) -> str:
     """Render one spec's leaderboard; print it when ``to_terminal``; return it as text.
     Unfinished runs are named on stderr: the table shows what exists."""
     from regsuite import leaderboard as lb
 
-    board = lb.build(store, name, sort)
+    board = lb.build(store, name, sort, where=where)
     rendered = lb.RENDERERS[format](board)
     if format == "rich":
         with open(os.devnull, "w") as sink:
@@ -366,43 +405,21 @@ def command_line() -> str:
 
 @app.command()
 @friendly
-def plugins() -> None:
-    """List every registered task, dataset, model and regularizer, with its provider and parameters."""
-    from regsuite.registry import KINDS, get_registry
+def plugins(
+    name: Optional[str] = typer.Argument(None, help="show this plugin in full: its docstring and every parameter"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="only this kind: task, dataset, model or regularizer"),
+) -> None:
+    """List every registered task, dataset, model and regularizer: what it serves, its slots, who provides it.
+
+    With NAME, one plugin in full: module, docstring, tasks, slots, conflicts, and each parameter's
+    type, default, range and description."""
+    from regsuite import plugin_listing
+    from regsuite.registry import get_registry
 
     registry = get_registry()
-    for kind in KINDS:
-        table = Table(title=f"{kind}s", show_lines=True, title_justify="left")
-        for head in ("name", "provided by", "description", "parameters (default)"):
-            table.add_column(head, overflow="fold")
-        for name in registry.names(kind):
-            entry = registry.get(kind, name)
-            table.add_row(*map(Text, (name, entry.provider, entry.cls.describe(), describe_params(entry.cls.Params))))
-        console.print(table)
-    if registry.problems:
-        table = Table(title="broken plugins (left out, or some of their names withheld)", show_lines=True,
-                      title_justify="left")
-        for head in ("plugin", "provided by", "lost", "reason"):
-            table.add_column(head, overflow="fold")
-        for problem in registry.problems:
-            lost = ", ".join(f"{kind} {name}" for kind, name in problem.names)
-            lost = lost if problem.loaded else "the whole plugin" + (f" ({lost})" if lost else "")
-            table.add_row(*map(Text, (problem.plugin_name, problem.provider, lost, problem.reason)))
-        console.print(table)
-    if registry.disabled:
-        skipped = ", ".join(f"{d.distribution} {d.version}" for d in registry.disabled)
-        console.print(f"disabled by $REGSUITE_DISABLE_PLUGINS: {skipped}", highlight=False, markup=False)
-
-
-def describe_params(params_model) -> str:
-    lines = []
-    for field_name, field in params_model.model_fields.items():
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        line = f"{field_name} = {default}"
-        if field.description:
-            line += f"  ({field.description})"
-        lines.append(line)
-    return "\n".join(lines) or "—"
+    shown = plugin_listing.overview(registry, kind) if name is None else plugin_listing.details(registry, name, kind)
+    for renderable in shown:
+        console.print(renderable, highlight=False)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Fetch the files that datasets need, for offline runs.")

@@ -64,6 +64,8 @@ class Row:
     by_seed: dict[str, dict[int, float]] = field(default_factory=dict)
     deltas: dict[str, stats.PairedDifference] = field(default_factory=dict)
     is_baseline: bool = False
+    #: The values of the spec's swept axes this row stands for, by column header.
+    swept: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -99,6 +101,7 @@ class Leaderboard:
     show_dataset: bool
     show_model: bool
     sorted_by: str | None = None
+    swept_headers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     claims: list[claim_checks.JudgedClaim] = field(default_factory=list)
 
@@ -170,12 +173,18 @@ def reference_values(reference: dict[str, float]) -> dict[str, float]:
     return values
 
 
-def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leaderboard:
+def build(store: Store, spec_name: str, sort: str | None = "val_loss",
+          where: dict[str, str] | None = None) -> Leaderboard:
+    """The leaderboard of ``spec_name``; ``where`` keeps the rows whose swept values match
+    (``{"weight": "0.0001"}``; a row without that axis, the baseline say, stays)."""
     info = store.spec_info(spec_name)
     if info is None:
         known = ", ".join(store.spec_names()) or "none"
         raise RegsuiteError(f"no results for spec {spec_name!r} in {store.path}", hint=f"specs with results: {known}")
     rows, missing, statuses = collect_rows(store, spec_name)
+    headers = swept_headers(info["spec"])
+    if where:
+        rows = select_rows(rows, where, headers)
     finished = [r for r in rows.values() if r.runs]
     if not finished:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
@@ -193,6 +202,7 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss") -> Leader
         missing=missing,
         show_dataset=len({r.dataset for r in finished}) > 1,
         show_model=len({r.model for r in finished}) > 1,
+        swept_headers=list(headers.values()),
     )
     has_deltas = compare_with_baseline(board)
     board.columns = columns_for(finished, has_deltas, info)
@@ -222,10 +232,19 @@ def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str
     statuses: Counter = Counter()
     entries = store.spec_rows(spec_name)
     variants = {kind: plugin_variants([record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
+    trainings = plugin_variants([{"name": "training", "params": record.config["training"]} for _, _, record in entries])
+    spec = store.spec_info(spec_name)["spec"]
+    headers = swept_headers(spec)
+    set_values = {s["label"]: s.get("swept", {}) for s in spec.get("sets", [])}
     for label, reference, record in entries:
         c = record.config
-        key = (plugin_label(c["dataset"], variants["dataset"]), plugin_label(c["model"], variants["model"]), label)
-        row = rows.setdefault(key, Row(label, key[0], key[1], reference))
+        model = plugin_label(c["model"], variants["model"])
+        setting = plugin_label({"name": "training", "params": c["training"]}, trainings)
+        if setting != "training":  # several training settings: each pairs with its own baseline
+            model += " " + setting.removeprefix("training ")
+        key = (plugin_label(c["dataset"], variants["dataset"]), model, label)
+        row = rows.setdefault(key, Row(label, key[0], key[1], reference,
+                                       swept=swept_values(headers, c, set_values.get(label, {}))))
         row.expected += 1
         statuses[record.status] += 1
         if record.status == "done":
@@ -235,6 +254,62 @@ def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str
         else:
             missing.append(f"{key[0]} / {key[1]} / {label} / seed {record.seed}: {record.status}")
     return rows, missing, statuses
+
+
+def swept_headers(spec: dict[str, Any]) -> dict[str, str]:
+    """Each swept axis's path → its column header: the swept key (``weight``, ``lr``), or the
+    whole path where two axes share a key."""
+    paths = [axis["path"] for axis in spec.get("sweeps") or []]
+    keys = [path.rsplit(".", 1)[-1] for path in paths]
+    return {path: key if keys.count(key) == 1 else path for path, key in zip(paths, keys)}
+
+
+def swept_values(headers: dict[str, str], config: dict[str, Any], set_swept: dict[str, Any]) -> dict[str, Any]:
+    """A run's values on the swept axes, by header; axes that do not apply to it are left out."""
+    values = {}
+    for path, header in headers.items():
+        key = path.rsplit(".", 1)[-1]
+        if path.startswith("sets["):
+            found = path in set_swept
+            value = set_swept.get(path)
+        elif path.startswith("training"):
+            found, value = key in config["training"], config["training"].get(key)
+        else:
+            kind = "dataset" if path.startswith("dataset") else "model"
+            params = config[kind].get("params", {})
+            found, value = key in params, params.get(key)
+        if found:
+            values[header] = value
+    return values
+
+
+def shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def select_rows(rows: dict[tuple[str, str, str], Row], where: dict[str, str],
+                headers: dict[str, str]) -> dict[tuple[str, str, str], Row]:
+    known = sorted(set(headers.values()))
+    for name in where:
+        if name not in known:
+            raise RegsuiteError(f"--where {name}=…: {name!r} is not a swept value of this spec",
+                                hint=f"swept: {', '.join(known)}" if known else "this spec sweeps nothing")
+    return {key: row for key, row in rows.items()
+            if all(name not in row.swept or same_value(row.swept[name], wanted) for name, wanted in where.items())}
+
+
+def same_value(value: Any, wanted: str) -> bool:
+    """``1e-4`` matches 0.0001; other values compare as shown."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return math.isclose(float(wanted), float(value), rel_tol=1e-9)
+        except ValueError:
+            return False
+    return shown_value(value) == wanted
 
 
 def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -492,6 +567,7 @@ def label_cells(board: Leaderboard, row: Row) -> list[str]:
         cells.append(row.dataset)
     if board.show_model:
         cells.append(row.model)
+    cells += [shown_value(row.swept[h]) if h in row.swept else "—" for h in board.swept_headers]
     cells.append(f"{row.n}" if row.n == row.expected else f"{row.n}/{row.expected}")
     return cells
 
@@ -502,7 +578,7 @@ def label_headers(board: Leaderboard) -> list[str]:
         heads.append("dataset")
     if board.show_model:
         heads.append("model")
-    return heads + ["n"]
+    return heads + board.swept_headers + ["n"]
 
 
 def footnotes(board: Leaderboard, text: Callable[[str], str] = str, header: Callable[[str], str] = str) -> list[str]:
@@ -651,7 +727,8 @@ def records(board: Leaderboard) -> list[dict[str, Any]]:
     for rank, row in enumerate(board.rows, 1):
         item: dict[str, Any] = {"spec": board.spec_name, "task": board.task, "label": row.label,
                                 "dataset": row.dataset, "model": row.model, "rank": rank, "seeds": row.n,
-                                "planned_seeds": row.expected, "baseline": row.is_baseline}
+                                "planned_seeds": row.expected, "baseline": row.is_baseline,
+                                **({"swept": dict(row.swept)} if board.swept_headers else {})}
         for key in value_keys(board):
             described = row.stat(key)
             item[key], item[f"{key}_std"], item[f"{key}_n"] = described.mean, described.std, described.n

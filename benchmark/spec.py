@@ -8,6 +8,7 @@ a registry.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 import stat
@@ -17,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
-from regsuite import __version__
+from regsuite import __version__, sweeps
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
 from regsuite.errors import RegsuiteError, SpecError, at_most
 from regsuite.vocabulary import FORMS, RUN_METRICS, SPEC_NAME_MAX_LENGTH, SPEC_NAME_PATTERN, referenced_labels
@@ -35,6 +36,21 @@ else:  # pragma: no cover
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def drop_when_unused(*fields: str):
+    """A serializer leaving out ``fields`` while they hold nothing (None, [] or {}): fields
+    added with sweeps, so that a spec without sweeps is stored exactly as before them."""
+
+    @model_serializer(mode="wrap")
+    def serialize(self, handler):
+        data = handler(self)
+        for name in fields:
+            if name in data and data[name] in (None, [], {}):
+                del data[name]
+        return data
+
+    return serialize
 
 
 class PluginRef(BaseModel):
@@ -125,11 +141,22 @@ Seed = Annotated[int, BeforeValidator(check_seed)]
 
 
 class RegularizerSet(Strict):
-    label: str = Field(min_length=1, max_length=60)
+    label: str = Field(min_length=1, max_length=120)
     regularizers: list[PluginRef] = Field(default_factory=list)
     reference: dict[str, float] = Field(
         default_factory=dict, description="published values shown beside measured ones"
     )
+    #: Written by sweep expansion: the swept values this set stands for, by spec path.
+    swept: dict[str, Any] = Field(default_factory=dict)
+
+    _serialize = drop_when_unused("swept")
+
+
+class SweepAxis(Strict):
+    """One swept value of the spec (written by :mod:`regsuite.sweeps`)."""
+
+    path: str
+    values: list[Any]
 
 
 class Claim(Strict):
@@ -166,10 +193,15 @@ class Spec(Strict):
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     baseline: str | None = Field(None, description='label of the baseline set (default: "none" if present)')
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    trainings: list[TrainingConfig] | None = Field(None, description="several training settings, each a grid dimension")
     sets: list[RegularizerSet] = Field(min_length=1)
     claims: list[Claim] = Field(default_factory=list, description="claims about the rows, judged in the leaderboard")
     # How the grid runs (workers, GPUs, Ray): never part of a run's config or id.
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    #: The axes of the spec's sweeps (written by :mod:`regsuite.sweeps`; empty without sweeps).
+    sweeps: list[SweepAxis] = Field(default_factory=list)
+
+    _serialize = drop_when_unused("trainings", "sweeps")
 
     @field_validator("task", mode="before")
     @classmethod
@@ -186,6 +218,11 @@ class Spec(Strict):
 
     @model_validator(mode="after")
     def one_form_each(self) -> "Spec":
+        if self.trainings is not None:
+            if not self.trainings:
+                raise ValueError("'trainings' is empty: the grid would have no runs")
+            if "training" in self.model_fields_set:
+                raise ValueError("give exactly one of 'training' (a table) or 'trainings' (a list of tables)")
         for single, many in (("dataset", "datasets"), ("model", "models")):
             if getattr(self, many) == []:
                 raise ValueError(f"'{many}' is empty: the grid would have no runs")
@@ -213,6 +250,12 @@ class Spec(Strict):
         if many is None:
             return [(single, kind)]
         return [(ref, f"{kind}s[{i}]") for i, ref in enumerate(many)]
+
+    def training_settings(self) -> list[tuple[TrainingConfig, str]]:
+        """The grid's training settings, each with where the spec gives it."""
+        if self.trainings is None:
+            return [(self.training, "training")]
+        return [(t, f"trainings[{i}]") for i, t in enumerate(self.trainings)]
 
     @property
     def baseline_label(self) -> str | None:
@@ -331,6 +374,10 @@ def load_spec(path: Path | str, overrides: list[str] = ()) -> Spec:
     data = read_toml(path)
     for text in overrides:
         apply_override(data, *parse_override(text))
+    if "sweeps" in data or any(isinstance(s, dict) and "swept" in s for s in data.get("sets") or []):
+        raise SpecError(f"{path}: 'sweeps' and a set's 'swept' are written by regsuite",
+                        hint="write { sweep = [a, b, c] } at the value to sweep, e.g. weight = { sweep = [1e-4, 1e-3] }")
+    data = sweeps.expand(data)
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
@@ -423,13 +470,14 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
         raise SpecError(f"spec {spec.name!r} is invalid", details=errors)
 
     versions = library_versions()
-    training = spec.training.model_dump()
+    trainings = [training.model_dump() for training, _ in spec.training_settings()]
     runs = []
-    first_entries: dict[str, tuple[int, int, int]] = {}  # run id → (dataset, model, set) that planned it first
+    first_entries: dict[str, tuple[int, int, int, int]] = {}  # run id → (dataset, model, training, set) that planned it first
     clashes: dict[frozenset, PlannedRun] = {}
+    memo: dict = {}
     for d, dataset in enumerate(datasets):
         dataset["fingerprint"] = fingerprint_of(registry, dataset)
-        for m, model in enumerate(models):
+        for (m, model), (t, training) in itertools.product(enumerate(models), enumerate(trainings)):
             for s, (regset, regs) in enumerate(zip(spec.sets, sets)):
                 for seed in spec.seeds:
                     used = {f"{kind}:{ref['name']}": registry.get(kind, ref["name"])
@@ -444,11 +492,11 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
                         "training": training, "seed": seed,
                         "versions": {**versions, "plugins": plugins, **({"plugin_code": code} if code else {})},
                     }
-                    planned = PlannedRun(run_id_of(run_key_view(registry, config)), regset.label, config,
+                    planned = PlannedRun(run_id_of(run_key_view(registry, config, memo)), regset.label, config,
                                          dict(regset.reference))
-                    first = first_entries.setdefault(planned.run_id, (d, m, s))
-                    if first != (d, m, s):
-                        clash = frozenset((dim, i, j) for dim, i, j in zip("dms", (d, m, s), first) if i != j)
+                    first = first_entries.setdefault(planned.run_id, (d, m, t, s))
+                    if first != (d, m, t, s):
+                        clash = frozenset((dim, i, j) for dim, i, j in zip("dmts", (d, m, t, s), first) if i != j)
                         clashes.setdefault(clash, planned)
                     runs.append(planned)
     if clashes:
@@ -465,13 +513,14 @@ def describe_clashes(spec: Spec, clashes: dict[frozenset, PlannedRun]) -> list[s
     follows from clashes of each alone (datasets [a, a] × models [b, b]) is not repeated."""
     names = {"d": [(where, ref.name) for ref, where in spec.refs("dataset")],
              "m": [(where, ref.name) for ref, where in spec.refs("model")],
+             "t": [(where, "training") for _, where in spec.training_settings()],
              "s": [(f"sets[{i}]", s.label) for i, s in enumerate(spec.sets)]}
     singles = {next(iter(clash)) for clash in clashes if len(clash) == 1}
     lines = []
-    for clash, planned in sorted(clashes.items(), key=lambda item: sorted(("dms".index(d), i, j) for d, i, j in item[0])):
+    for clash, planned in sorted(clashes.items(), key=lambda item: sorted(("dmts".index(d), i, j) for d, i, j in item[0])):
         if len(clash) > 1 and clash <= singles:
             continue
-        parts = sorted(clash, key=lambda part: "dms".index(part[0]))
+        parts = sorted(clash, key=lambda part: "dmts".index(part[0]))
         later = " × ".join(f"{names[dim][i][0]} ({names[dim][i][1]!r})" for dim, i, _ in parts)
         earlier = " × ".join(f"{names[dim][j][0]} ({names[dim][j][1]!r})" for dim, _, j in parts)
         lines.append(f"{later} and {earlier} resolve to the same runs, once every default is filled in "
@@ -486,22 +535,32 @@ def fingerprint_of(registry: Registry, dataset: dict[str, Any]) -> str:
     return cls(cls.Params.model_validate(dataset["params"])).fingerprint()
 
 
-def run_key_view(registry: Registry, config: dict[str, Any]) -> dict[str, Any]:
+def run_key_view(registry: Registry, config: dict[str, Any], memo: dict | None = None) -> dict[str, Any]:
     """What a run's hash covers: the config without the parameters that only say where things
     are (api.NOT_IN_RUN_KEY), or that hold the default of a later addition
-    (api.KEYED_UNLESS_DEFAULT); the dataset's fingerprint stands for its data."""
+    (api.KEYED_UNLESS_DEFAULT); the dataset's fingerprint stands for its data. ``memo`` keeps
+    the keyed form of each part a grid shares between its runs (the same objects), so that
+    a grid of 100,000 runs computes each once."""
+    memo = {} if memo is None else memo
 
     def keyed(kind: str, ref: dict[str, Any]) -> dict[str, Any]:
-        params = run_key_params(registry.cls(kind, ref["name"]).Params, ref["params"])
-        return {"name": ref["name"], "params": params}
+        key = (kind, id(ref))
+        if key not in memo:
+            params = run_key_params(registry.cls(kind, ref["name"]).Params, ref["params"])
+            view = {"name": ref["name"], "params": params}
+            if kind == "dataset" and "fingerprint" in ref:
+                view["fingerprint"] = ref["fingerprint"]
+            memo[key] = (ref, view)  # the ref is kept so that its id is not reused
+        return memo[key][1]
 
     view = dict(config)
     for kind in ("task", "dataset", "model"):
         view[kind] = keyed(kind, config[kind])
-    if "fingerprint" in config["dataset"]:
-        view["dataset"]["fingerprint"] = config["dataset"]["fingerprint"]
     view["regularizers"] = [keyed("regularizer", r) for r in config["regularizers"]]
-    view["training"] = run_key_params(TrainingConfig, config["training"])
+    training_key = ("training", id(config["training"]))
+    if training_key not in memo:
+        memo[training_key] = (config["training"], run_key_params(TrainingConfig, config["training"]))
+    view["training"] = memo[training_key][1]
     return view
 
 

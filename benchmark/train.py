@@ -46,6 +46,8 @@ class RunContext:
     model_plugin: api.Model
     regularizers: list[api.Regularizer]
     device: torch.device
+    #: Training samples the dataset loaded (before any regularizer's transform_dataset).
+    train_size: int | None = None
 
 
 @dataclass
@@ -176,6 +178,7 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
     ctx.task.setup(data)
     for reg in ctx.regularizers:
         reg.setup(data)
+    ctx.train_size = len(data.train)
     data_generator = torch.Generator().manual_seed(seed + 1)
     for reg in ctx.regularizers:
         data.train = reg.transform_dataset(data.train, data_generator)
@@ -344,6 +347,7 @@ def run_training(
     test = evaluate(ctx, data.test, state.model, "test") if data.test is not None else {}
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
+    summary["train_size"] = ctx.train_size
     return summary
 
 

@@ -221,7 +221,7 @@ BAD_FILES = {
     "unknown kind": (lambda recs: edit(recs, 3, lambda r: r.update(kind="checkpoint")), 3, "unknown record kind 'checkpoint'"),
     "bad spec name": (lambda recs: edit(recs, 2, set_spec_name), 2, "name"),
     "bad label": (lambda recs: edit(recs, 4, lambda r: r["rows"][0].update(label="")), 4, "rows[0].label"),
-    "long label": (lambda recs: edit(recs, 4, lambda r: r["rows"][0].update(label="x" * 61)), 4, "rows[0].label"),
+    "long label": (lambda recs: edit(recs, 4, lambda r: r["rows"][0].update(label="x" * 121)), 4, "rows[0].label"),
     "bad run id": (lambda recs: edit(recs, 5, lambda r: r.update(run_id="../../../etc/pass")), 5, "run_id"),
     "tampered config": (lambda recs: edit(recs, 5, lambda r: r["config"]["training"].update(lr=0.5)), 5, "hashes to"),
     "extra key": (lambda recs: edit(recs, 3, lambda r: r.update(extra=1)), 3, "unknown key"),

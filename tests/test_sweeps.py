@@ -1,0 +1,107 @@
+"""Sweeps: { sweep = [...] } at any value becomes an axis of the grid (regsuite.sweeps)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers.specs import TINY_SPEC
+from regsuite.cli import app
+from regsuite.errors import SpecError
+from regsuite.registry import get_registry
+from regsuite.spec import load_spec, resolve
+
+SWEPT = TINY_SPEC.replace("train_limit = 60", "train_limit = { sweep = [40, 60] }").replace(
+    'regularizers = [{ name = "l2", weight = 1e-3 }, { name = "dropout", p = 0.25 }]',
+    'regularizers = [{ name = "l2", weight = { sweep = [1e-4, 1e-3, 1e-2] } }, { name = "dropout", p = 0.25 }]',
+).replace("epochs = 2", "epochs = 1")
+
+
+def plan_of(files, text: str, *overrides: str):
+    return resolve(load_spec(files({"spec.toml": text}) / "spec.toml", list(overrides)), get_registry())
+
+
+def test_the_grid_is_the_product_of_every_axis(files):
+    plan = plan_of(files, SWEPT)
+    spec = plan.spec
+    assert [axis.path for axis in spec.sweeps] == ["dataset.train_limit", "sets[1].regularizers[0].weight"]
+    assert [s.label for s in spec.sets] == ["none", "l2 + dropout (weight=0.0001)", "l2 + dropout (weight=0.001)",
+                                            "l2 + dropout (weight=0.01)"]
+    assert [d.params["train_limit"] for d in spec.datasets] == [40, 60]
+    assert len(plan.runs) == 2 * 4 * 2  # datasets × sets × seeds
+    assert len({run.run_id for run in plan.runs}) == len(plan.runs)
+    weights = {run.config["regularizers"][0]["params"]["weight"] for run in plan.runs if run.config["regularizers"]}
+    assert weights == {1e-4, 1e-3, 1e-2}
+
+
+def test_a_spec_without_sweeps_keeps_its_run_ids_and_stored_form(files):
+    plain = plan_of(files, TINY_SPEC)
+    stored = json.loads(plain.spec.model_dump_json())
+    assert "sweeps" not in stored and "trainings" not in stored and all("swept" not in s for s in stored["sets"])
+    one_value = TINY_SPEC.replace("train_limit = 60", "train_limit = { sweep = [60] }")
+    assert [r.run_id for r in plan_of(files, one_value).runs] == [r.run_id for r in plain.runs]
+
+
+def test_a_swept_point_is_the_same_run_as_the_plain_value(files):
+    swept = {run.run_id for run in plan_of(files, SWEPT).runs}
+    plain = plan_of(files, TINY_SPEC.replace("train_limit = 60", "train_limit = 40").replace("epochs = 2", "epochs = 1"))
+    assert {run.run_id for run in plain.runs} <= swept
+
+
+def test_training_sweeps_add_training_settings(files):
+    plan = plan_of(files, TINY_SPEC, "training.lr={ sweep = [1e-4, 1e-3] }")
+    assert [t.lr for t in plan.spec.trainings] == [1e-4, 1e-3] and plan.spec.sweeps[0].path == "training.lr"
+    assert len(plan.runs) == 2 * 2 * 2
+    assert {run.config["training"]["lr"] for run in plan.runs} == {1e-4, 1e-3}
+
+
+def test_every_point_is_validated_as_a_plain_value(files):
+    bad = SWEPT.replace("{ sweep = [1e-4, 1e-3, 1e-2] }", "{ sweep = [1e-4, -1.0] }")
+    with pytest.raises(SpecError) as raised:
+        plan_of(files, bad)
+    assert any("weight" in line and "-1.0" in line for line in raised.value.details), raised.value.details
+
+
+@pytest.mark.parametrize("change, message", [
+    (("seeds = [0, 1]", "seeds = { sweep = [[0], [1]] }"), "seeds cannot be swept: seeds already are an axis"),
+    (('label = "none"', 'label = { sweep = ["a", "b"] }'), r"sets\[0\].label cannot be swept"),
+    (('name = "l2"', 'name = { sweep = ["l2", "dropout"] }'), "a regularizer's name cannot be swept"),
+    (("train_limit = 60", "train_limit = { sweep = [] }"), "sweep must be a non-empty list"),
+    (("train_limit = 60", "train_limit = { sweep = [40, 40] }"), "the sweep repeats 40"),
+    (("train_limit = 60", "train_limit = { sweep = [40], step = 2 }"), "unknown key\\(s\\) step"),
+    (("train_limit = 60", "train_limit = { sweep = [{ sweep = [1] }] }"), "cannot hold sweeps themselves"),
+])
+def test_sweeps_that_make_no_sense_are_one_clear_error(files, change, message):
+    with pytest.raises(SpecError, match=message):
+        plan_of(files, TINY_SPEC.replace(*change))
+
+
+def test_sweeps_is_written_by_regsuite_not_by_users(files):
+    with pytest.raises(SpecError, match="'sweeps' and a set's 'swept' are written by regsuite"):
+        plan_of(files, 'sweeps = []\n' + TINY_SPEC)
+
+
+def test_validate_shows_the_axes_and_the_grid_size(files):
+    path = files({"spec.toml": SWEPT}) / "spec.toml"
+    result = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "sets[1].regularizers[0].weight" in result.output and "0.0001, 0.001, 0.01" in result.output
+    assert "grid: 2 datasets × 1 model × 1 training setting × 4 sets × 2 seeds = 16 runs" in result.output
+
+
+def test_the_leaderboard_shows_swept_values_and_selects_a_slice(files, isolated_results: Path):
+    path = files({"spec.toml": SWEPT.replace("seeds = [0, 1]", "seeds = [0]")}) / "spec.toml"
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", str(path), "--no-plots"]).exit_code == 0
+    board = json.loads(runner.invoke(app, ["leaderboard", "tiny", "--format", "json"]).output)
+    rows = board["rows"] if isinstance(board, dict) else board
+    weights = sorted(str(r["swept"].get("weight")) for r in rows)
+    assert weights == ["0.0001", "0.0001", "0.001", "0.001", "0.01", "0.01", "None", "None"]
+    sliced = json.loads(runner.invoke(app, ["leaderboard", "tiny", "--format", "json",
+                                            "--where", "weight=1e-3", "--where", "train_limit=40"]).output)
+    sliced = sliced["rows"] if isinstance(sliced, dict) else sliced
+    assert sorted(r["label"] for r in sliced) == ["l2 + dropout (weight=0.001)", "none"]
+    wrong = runner.invoke(app, ["leaderboard", "tiny", "--where", "width=4"])
+    assert wrong.exit_code == 2 and "'width' is not a swept value of this spec" in wrong.output
