@@ -8,7 +8,7 @@ third-party distributions register a module under the entry-point group ``regsui
     [project.entry-points.regsuite]
     cutout = "regsuite_cutout"
 
-    # regsuite_cutout.py
+    # regsuite_cutout/__init__.py (or a single module regsuite_cutout.py)
     from regsuite import hookimpl
     from regsuite.api import Regularizer
 

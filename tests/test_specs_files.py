@@ -71,4 +71,14 @@ def test_paper_spec_is_the_studys_table() -> None:
 def test_efficientnet_spec() -> None:
     spec = load_spec(SPECS / "efficientnet.toml")
     assert spec.model.name == "efficientnet_b0" and spec.model.params["resize"] == 224
-    assert [s.label for s in spec.sets] == ["none", "l2", "dropout", "augmentation"]
+    assert [s.label for s in spec.sets] == ["none", "l2", "dropout", "augmentation", "drop path 0.4"]
+    assert spec.sets[-1].regularizers[0].name == "drop_path"  # fills the model's drop_path slots
+
+
+def test_beyond_spec_shares_the_paper_specs_rows() -> None:
+    """The study's five rows of beyond.toml are the paper spec's runs (same configuration)."""
+    paper = {s.label: s.regularizers for s in load_spec(SPECS / "paper.toml").sets}
+    beyond = load_spec(SPECS / "beyond.toml")
+    assert beyond.training == load_spec(SPECS / "paper.toml").training
+    for label in ("none", "l2", "augmentation", "dropout", "ensemble"):
+        assert {s.label: s.regularizers for s in beyond.sets}[label] == paper[label]
