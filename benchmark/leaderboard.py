@@ -14,6 +14,12 @@ A board has three sections, each a table:
   there, how far val loss rose after it, and the gap at the best and at the final epoch;
 - ``reference``: the spec's ``reference`` values (the study's Table 1, say) beside the
   measured means.
+
+A spec with ``[selection]`` (:mod:`regsuite.selection`) adds the ``tuned`` table: per set (its
+candidates grouped by ``tuned_from``) the candidate with the lowest mean selection loss over
+seeds, that candidate's metrics on the held-out split (val, or test where the runs have one),
+and the paired Δ held-out loss against the tuned baseline's chosen candidate. The spec's claims
+are then judged on the tuned rows.
 """
 from __future__ import annotations
 
@@ -104,6 +110,8 @@ class Leaderboard:
     swept_headers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     claims: list[claim_checks.JudgedClaim] = field(default_factory=list)
+    #: The tuned table of a spec with [selection] (None without one).
+    tuned: list["TunedRow"] | None = None
 
     @property
     def title(self) -> str:
@@ -157,8 +165,10 @@ def run_values(record: RunRecord) -> dict[str, float]:
     }
     if values["val_loss"] is not None and values["best_val_loss"] is not None:
         values["val_rise"] = values["val_loss"] - values["best_val_loss"]
+    if "sel_loss" in final:  # a spec with [selection]: the candidate's selection split
+        values["sel_loss"] = final["sel_loss"]
     for metric in s.get("metrics", []):
-        for split in ("train", "val"):
+        for split in ("train", "val", "sel"):
             values[f"{split}_{metric['key']}"] = final.get(f"{split}_{metric['key']}")
         if f"test_{metric['key']}" in s.get("test", {}):
             values[f"test_{metric['key']}"] = s["test"][f"test_{metric['key']}"]
@@ -182,6 +192,7 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
         known = ", ".join(store.spec_names()) or "none"
         raise RegsuiteError(f"no results for spec {spec_name!r} in {store.path}", hint=f"specs with results: {known}")
     rows, missing, statuses = collect_rows(store, spec_name)
+    all_rows = dict(rows)  # the tuned table chooses among every candidate, whatever --where keeps
     headers = swept_headers(info["spec"])
     if where:
         rows = select_rows(rows, where, headers)
@@ -206,7 +217,13 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
     )
     has_deltas = compare_with_baseline(board)
     board.columns = columns_for(finished, has_deltas, info)
-    board.claims = judge_claims(board, info, rows)
+    if info["spec"].get("selection"):
+        board.tuned = tuned_rows(all_rows, info["spec"], info["baseline"])
+        board.claims = judge_tuned_claims(board, info)
+        if board.claims:
+            board.notes.append("claims are judged on the tuned table (each set's chosen candidate)")
+    else:
+        board.claims = judge_claims(board, info, rows)
     if sort:
         sort_rows(board, sort)
     return board
@@ -431,6 +448,203 @@ def sort_rows(board: Leaderboard, key: str) -> None:
     board.rows.sort(key=order)
 
 
+# ---------------------------------------------------------------------------- tuned
+
+
+TUNED_CAPTION = ("Tuned: per set the candidate with the lowest mean selection loss over seeds, "
+                 "measured on the held-out split; Δ against the tuned baseline")
+
+
+@dataclass
+class TunedRow:
+    """One set of a tuned comparison: its candidates (rows of the main table) and the one chosen."""
+
+    label: str  # the set's own label (the candidates' tuned_from)
+    dataset: str
+    model: str
+    candidates: list[Row]
+    chosen: Row | None = None
+    #: The chosen candidate's mean selection loss over its seeds.
+    sel_loss: stats.Described | None = None
+    #: "val", or "test" where the chosen candidate's runs have a test split.
+    held_out: str = "val"
+    #: Per-seed values on the held-out split: heldout_loss, heldout_gap, heldout_<metric>.
+    by_seed: dict[str, dict[int, float]] = field(default_factory=dict)
+    delta: stats.PairedDifference | None = None
+    is_baseline: bool = False
+
+    @property
+    def n(self) -> int:
+        return self.chosen.n if self.chosen is not None else 0
+
+    def stat(self, key: str) -> stats.Described:
+        return stats.describe(list(self.by_seed.get(key, {}).values()))
+
+
+def choose(candidates: list[Row]) -> tuple[Row | None, stats.Described | None]:
+    """The candidate with the lowest mean selection loss over its seeds (the first of equals);
+    candidates without a finished run (or a selection loss) cannot be chosen."""
+    best, best_stat = None, None
+    for row in candidates:
+        described = row.stat("sel_loss")
+        if described.mean is None or not math.isfinite(described.mean):
+            continue
+        if best_stat is None or described.mean < best_stat.mean:
+            best, best_stat = row, described
+    return best, best_stat
+
+
+def held_out_values(row: Row) -> tuple[str, dict[str, dict[int, float]]]:
+    """The chosen candidate's per-seed numbers on the split the choice never saw: test where its
+    runs have one, else val (a run of a spec with [selection] never trains or chooses on val)."""
+    split = "test" if all("test_loss" in run.summary.get("test", {}) for run in row.runs) and row.runs else "val"
+    values: dict[str, dict[int, float]] = {}
+    for run in row.runs:
+        final, test = run.summary.get("final", {}), run.summary.get("test", {})
+        source = test if split == "test" else final
+        for key, value in source.items():
+            if key.startswith(f"{split}_") and isinstance(value, (int, float)):
+                values.setdefault("heldout_" + key.removeprefix(f"{split}_"), {})[run.seed] = float(value)
+        if f"{split}_loss" in source and "train_loss" in final:
+            values.setdefault("heldout_gap", {})[run.seed] = float(source[f"{split}_loss"]) - float(final["train_loss"])
+    return split, values
+
+
+def tuned_rows(rows: dict[tuple[str, str, str], Row], spec: dict[str, Any], baseline: str | None) -> list[TunedRow]:
+    """Group the candidates by (dataset, model, tuned_from), choose, and pair with the baseline."""
+    tuned_from = {s["label"]: s.get("tuned_from") or s["label"] for s in spec.get("sets", [])}
+    order = {label: i for i, label in enumerate(tuned_from)}
+    groups: dict[tuple[str, str, str], TunedRow] = {}
+    for (dataset, model, label), row in sorted(rows.items(), key=lambda item: order.get(item[0][2], len(order))):
+        key = (dataset, model, tuned_from.get(label, label))
+        groups.setdefault(key, TunedRow(key[2], dataset, model, [])).candidates.append(row)
+    for tuned in groups.values():
+        tuned.chosen, tuned.sel_loss = choose(tuned.candidates)
+        if tuned.chosen is not None:
+            tuned.held_out, tuned.by_seed = held_out_values(tuned.chosen)
+    bases = {(t.dataset, t.model): t for t in groups.values() if t.label == baseline and t.chosen is not None}
+    for tuned in groups.values():
+        base = bases.get((tuned.dataset, tuned.model))
+        if base is None or tuned.chosen is None:
+            continue
+        tuned.is_baseline = tuned is base
+        if not tuned.is_baseline:
+            tuned.delta = stats.paired_difference(tuned.by_seed.get("heldout_loss", {}), base.by_seed.get("heldout_loss", {}))
+    return list(groups.values())
+
+
+def judge_tuned_claims(board: Leaderboard, info: dict[str, Any]) -> list:
+    """The spec's claims, judged on each tuned set's chosen candidate (by the set's label)."""
+    stated = info["spec"].get("claims") or []
+    if not stated or not board.tuned:
+        return []
+    labels = list(dict.fromkeys(s.get("tuned_from") or s["label"] for s in info["spec"].get("sets", [])))
+    several = board.show_dataset or board.show_model
+    groups: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
+    for tuned in board.tuned:
+        group = f"{tuned.dataset} / {tuned.model}" if several else ""
+        rows = groups.setdefault(group, {})
+        if tuned.chosen is not None:
+            rows[tuned.label] = tuned.chosen.by_seed
+    return [claim_checks.judge(claim, groups, labels) for claim in stated]
+
+
+def tuned_metrics(board: Leaderboard) -> list[tuple[str, str]]:
+    """(key, label) of the task's metrics the held-out split has, e.g. ("accuracy", "accuracy")."""
+    metrics: dict[str, str] = {}
+    for tuned in board.tuned or []:
+        for run in tuned.chosen.runs if tuned.chosen is not None else []:
+            for metric in run.summary.get("metrics", []):
+                if f"heldout_{metric['key']}" in tuned.by_seed:
+                    metrics.setdefault(metric["key"], metric["label"])
+    return list(metrics.items())
+
+
+def chosen_values(tuned: TunedRow) -> str:
+    """``weight=3.16e-05, p=0.25``: the chosen candidate's values, as its label shows them."""
+    if tuned.chosen is None:
+        return "—"
+    label = tuned.chosen.label
+    if label == tuned.label:
+        return "(as given)" if len(tuned.candidates) == 1 else label
+    return label.removeprefix(tuned.label).strip().removeprefix("(").removesuffix(")")
+
+
+def described_cell(described: stats.Described | None, digits: int = 3) -> str:
+    if described is None or described.mean is None:
+        return "—"
+    spread = f" ± {number(described.std, digits)}" if described.std is not None else ""
+    return number(described.mean, digits) + spread
+
+
+def delta_cell(tuned: TunedRow, digits: int = 3) -> tuple[str, str]:
+    if tuned.is_baseline:
+        return "baseline", ""
+    d = tuned.delta
+    if d is None or d.mean is None:
+        return "—", "no paired seeds" if d is not None else ""
+    if d.low is None:
+        return number(d.mean, digits, True), "n too small"
+    return number(d.mean, digits, True), f"[{number(d.low, digits, True)}, {number(d.high, digits, True)}]"
+
+
+def tuned_table(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Headers and plain-text cells of the tuned table (the Δ cell is mean and interval)."""
+    metrics = tuned_metrics(board)
+    heads = ["set"] + (["dataset"] if board.show_dataset else []) + (["model"] if board.show_model else [])
+    heads += ["chosen", "candidates", "n", "sel loss", "held-out", "held-out loss",
+              *(f"held-out {label}" for _, label in metrics), "gap (held-out − train)", "Δ held-out loss [95% CI]"]
+    out = []
+    for tuned in board.tuned or []:
+        cells = [tuned.label + (" (baseline)" if tuned.is_baseline else "")]
+        cells += [tuned.dataset] if board.show_dataset else []
+        cells += [tuned.model] if board.show_model else []
+        finished = sum(1 for c in tuned.candidates if c.runs)
+        mean, interval = delta_cell(tuned)
+        n = f"{tuned.n}" if tuned.chosen is None or tuned.n == tuned.chosen.expected else f"{tuned.n}/{tuned.chosen.expected}"
+        cells += [chosen_values(tuned), f"{finished}" if finished == len(tuned.candidates) else f"{finished}/{len(tuned.candidates)}",
+                  n, described_cell(tuned.sel_loss), tuned.held_out, described_cell(tuned.stat("heldout_loss")),
+                  *(described_cell(tuned.stat(f"heldout_{key}")) for key, _ in metrics),
+                  described_cell(tuned.stat("heldout_gap")), f"{mean} {interval}".strip()]
+        out.append(cells)
+    return heads, out
+
+
+def tuned_records(board: Leaderboard) -> list[dict[str, Any]]:
+    """One flat record per tuned set: the choice, every held-out value's mean, std and n, the Δ."""
+    out = []
+    for tuned in board.tuned or []:
+        chosen = tuned.chosen
+        item: dict[str, Any] = {
+            "spec": board.spec_name, "set": tuned.label, "dataset": tuned.dataset, "model": tuned.model,
+            "chosen": chosen.label if chosen is not None else None,
+            "chosen_swept": dict(chosen.swept) if chosen is not None else {},
+            "candidates": len(tuned.candidates), "candidates_finished": sum(1 for c in tuned.candidates if c.runs),
+            "seeds": tuned.n, "baseline": tuned.is_baseline, "held_out": tuned.held_out,
+            "sel_loss": tuned.sel_loss.mean if tuned.sel_loss else None,
+            "sel_loss_std": tuned.sel_loss.std if tuned.sel_loss else None,
+        }
+        for key in sorted(tuned.by_seed):
+            described = tuned.stat(key)
+            item[key], item[f"{key}_std"], item[f"{key}_n"] = described.mean, described.std, described.n
+        d = tuned.delta
+        item["delta_heldout_loss"] = d.mean if d else None
+        item["delta_heldout_loss_ci_low"] = d.low if d else None
+        item["delta_heldout_loss_ci_high"] = d.high if d else None
+        item["delta_heldout_loss_n"] = d.n if d else 0
+        out.append(item)
+    return out
+
+
+def tuned_notes(board: Leaderboard) -> list[str]:
+    return [
+        "Tuned: each set's candidates trained on the training split minus the selection split; chosen = the "
+        "candidate with the lowest mean selection loss (sel loss) over seeds, the first of equals; held-out = the "
+        "split the choice never saw (test where the data has one, else val); Δ held-out loss = chosen − the "
+        "tuned baseline's chosen, paired by seed, 95% t interval.",
+    ]
+
+
 # ---------------------------------------------------------------------------- user text
 
 # Labels, claim texts, plugin names and parameters, descriptions and paths are shown as they
@@ -599,6 +813,8 @@ def footnotes(board: Leaderboard, text: Callable[[str], str] = str, header: Call
             "'n too small' for fewer than 2 pairs. Negative Δ = lower than the baseline; "
             "intervals that exclude 0 are highlighted."
         )
+    if board.tuned is not None:
+        notes += tuned_notes(board)
     notes += [text(note) for note in board.notes]
     if board.missing:
         notes.append(missing_summary(board, text=text))
@@ -646,10 +862,33 @@ def to_rich(board: Leaderboard):
         for cells in rows:
             table.add_row(*cells)
         tables.append(table)
+    if board.tuned is not None:
+        tables.append(rich_tuned(board))
     if board.claims:
         tables.append(rich_claims(board))
     notes = Text("\n".join(f"• {note}" for note in footnotes(board)), style="dim")
     return Group(*tables, notes)
+
+
+def rich_tuned(board: Leaderboard):
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(TUNED_CAPTION), show_lines=True, title_justify="left")
+    heads, rows = tuned_table(board)
+    for i, head in enumerate(heads):
+        if head in ("set", "dataset", "model", "chosen"):
+            widest = max([len(cells[i]) for cells in rows] or [len(head)])
+            table.add_column(Text(head), overflow="fold", min_width=min(widest, 14), max_width=28)
+        else:
+            table.add_column(Text(head.replace(" [95% CI]", "\n[95% CI]")), justify="right", no_wrap=True)
+    for cells, tuned in zip(rows, board.tuned or []):
+        delta = tuned.delta
+        style = ""
+        if delta is not None and delta.excludes_zero:
+            style = "bold green" if delta.mean < 0 else "bold red"
+        table.add_row(*map(Text, cells[:-1]), Text(cells[-1], style=style))
+    return table
 
 
 VERDICT_STYLES = {claim_checks.HELD: "bold green", claim_checks.CONTRADICTED: "bold red",
@@ -701,6 +940,20 @@ def markdown_claims(board: Leaderboard, hashes: str) -> str:
     return f"{hashes}# Claims\n\n{summary}.\n\n{table}\n"
 
 
+def markdown_tuned(board: Leaderboard, hashes: str) -> str:
+    from tabulate import tabulate
+
+    heads, rows = tuned_table(board)
+    text_columns = {"set", "dataset", "model", "chosen"}
+    cells = [[md_text(c) if h in text_columns else c for h, c in zip(heads, row)] for row in rows]
+    for row, tuned in zip(cells, board.tuned or []):
+        if tuned.delta is not None and tuned.delta.excludes_zero:
+            row[-1] = f"**{row[-1]}**"
+    table = tabulate(cells, headers=[md_header(h) for h in heads], tablefmt="pipe", disable_numparse=True,
+                     colalign=["left" if h in text_columns else "right" for h in heads])
+    return f"{hashes}# {md_text(TUNED_CAPTION)}\n\n{table}\n"
+
+
 def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
     from tabulate import tabulate
 
@@ -715,6 +968,8 @@ def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
         table = tabulate(rows, headers=heads + [md_header(c.header) for c in columns], tablefmt="pipe",
                          disable_numparse=True, colalign=align)
         parts.append(f"{hashes}# {caption}\n\n{table}\n")
+    if board.tuned is not None:
+        parts.append(markdown_tuned(board, hashes))
     if board.claims:
         parts.append(markdown_claims(board, hashes))
     parts.append("\n".join(f"- {n}" for n in footnotes(board, md_text, md_header)) + "\n")
@@ -772,6 +1027,10 @@ def to_csv(board: Leaderboard) -> str:
     """The rows table; with claims, a blank line and the claims table (one line per comparison)."""
     buffer = io.StringIO()
     write_csv(buffer, records(board))
+    if board.tuned is not None:
+        buffer.write("\n")
+        write_csv(buffer, [{key: json.dumps(value) if key == "chosen_swept" else value for key, value in item.items()}
+                           for item in tuned_records(board)])
     if board.claims:
         buffer.write("\n")
         write_csv(buffer, [{"claim": c["claim"], "claim_verdict": c["verdict"], **part}
@@ -792,7 +1051,8 @@ def to_json(board: Leaderboard) -> str:
     """Strict JSON: a NaN or infinite value (a diverged run, a reference of inf) is null."""
     return strict_dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
                        "sorted_by": board.sorted_by, "confidence": stats.CONFIDENCE,
-                       "rows": records(board), "claims": claim_records(board), "missing": board.missing},
+                       "rows": records(board), "claims": claim_records(board), "missing": board.missing,
+                       **({"tuned": tuned_records(board)} if board.tuned is not None else {})},
                       indent=2)
 
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
-from regsuite import __version__, sweeps
+from regsuite import __version__, selection, sweeps
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
 from regsuite.errors import RegsuiteError, SpecError, at_most
+from regsuite.selection import SelectionConfig
 from regsuite.vocabulary import FORMS, RUN_METRICS, SPEC_NAME_MAX_LENGTH, SPEC_NAME_PATTERN, referenced_labels
 
 if TYPE_CHECKING:
@@ -148,8 +149,10 @@ class RegularizerSet(Strict):
     )
     #: Written by sweep expansion: the swept values this set stands for, by spec path.
     swept: dict[str, Any] = Field(default_factory=dict)
+    #: Written by [selection] expansion: the label of the set this one is a candidate of.
+    tuned_from: str | None = None
 
-    _serialize = drop_when_unused("swept")
+    _serialize = drop_when_unused("swept", "tuned_from")
 
 
 class SweepAxis(Strict):
@@ -200,8 +203,10 @@ class Spec(Strict):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     #: The axes of the spec's sweeps (written by :mod:`regsuite.sweeps`; empty without sweeps).
     sweeps: list[SweepAxis] = Field(default_factory=list)
+    #: A tuned comparison (:mod:`regsuite.selection`): each set chooses among its candidates.
+    selection: SelectionConfig | None = None
 
-    _serialize = drop_when_unused("trainings", "sweeps")
+    _serialize = drop_when_unused("trainings", "sweeps", "selection")
 
     @field_validator("task", mode="before")
     @classmethod
@@ -234,6 +239,10 @@ class Spec(Strict):
         if duplicates:
             raise ValueError(f"set labels must be unique; repeated: {', '.join(duplicates)}")
         known = set(labels)
+        if self.selection is not None:  # a tuned set's label names its chosen candidate
+            known |= {s.tuned_from for s in self.sets if s.tuned_from is not None}
+        elif any(s.tuned_from is not None for s in self.sets):
+            raise ValueError("sets[].tuned_from is written by [selection] expansion")
         if self.baseline is not None and self.baseline not in known:
             raise ValueError(f"baseline {self.baseline!r} is not a set label ({', '.join(labels)})")
         for i, claim in enumerate(self.claims):
@@ -261,7 +270,7 @@ class Spec(Strict):
     def baseline_label(self) -> str | None:
         if self.baseline is not None:
             return self.baseline
-        return "none" if any(s.label == "none" for s in self.sets) else None
+        return "none" if any(s.label == "none" or s.tuned_from == "none" for s in self.sets) else None
 
 
 # ---------------------------------------------------------------------------- loading
@@ -377,7 +386,20 @@ def load_spec(path: Path | str, overrides: list[str] = ()) -> Spec:
     if "sweeps" in data or any(isinstance(s, dict) and "swept" in s for s in data.get("sets") or []):
         raise SpecError(f"{path}: 'sweeps' and a set's 'swept' are written by regsuite",
                         hint="write { sweep = [a, b, c] } at the value to sweep, e.g. weight = { sweep = [1e-4, 1e-3] }")
+    if any(isinstance(s, dict) and "tuned_from" in s for s in data.get("sets") or []):
+        raise SpecError(f"{path}: a set's 'tuned_from' is written by regsuite ([selection] expansion)",
+                        hint="write { range = [lo, hi] } at the value to tune, with a [selection] table")
+    tuned_axes: list[dict[str, Any]] = []
+    selection.check_ranges_placed(data, "selection" in data)
+    if "selection" in data:
+        try:
+            config = SelectionConfig.model_validate(data["selection"])
+        except ValidationError as exc:
+            raise SpecError(f"{path}: invalid [selection]", details=format_validation_errors(exc, prefix="selection.")) from None
+        data, tuned_axes = selection.expand(data, config)
     data = sweeps.expand(data)
+    if tuned_axes:
+        data = {**data, "sweeps": [*data.get("sweeps", []), *tuned_axes]}
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
@@ -470,6 +492,7 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
         raise SpecError(f"spec {spec.name!r} is invalid", details=errors)
 
     versions = library_versions()
+    held_out = spec.selection.run_config() if spec.selection is not None else None
     trainings = [training.model_dump() for training, _ in spec.training_settings()]
     runs = []
     first_entries: dict[str, tuple[int, int, int, int]] = {}  # run id → (dataset, model, training, set) that planned it first
@@ -492,6 +515,8 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
                         "training": training, "seed": seed,
                         "versions": {**versions, "plugins": plugins, **({"plugin_code": code} if code else {})},
                     }
+                    if held_out is not None:  # trained on train minus the selection split: another run
+                        config["selection"] = held_out
                     planned = PlannedRun(run_id_of(run_key_view(registry, config, memo)), regset.label, config,
                                          dict(regset.reference))
                     first = first_entries.setdefault(planned.run_id, (d, m, t, s))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from regsuite import api
+from regsuite import api, selection
 from regsuite.errors import DataError, RegsuiteError
 from regsuite.registry import Registry
 
@@ -46,8 +46,11 @@ class RunContext:
     model_plugin: api.Model
     regularizers: list[api.Regularizer]
     device: torch.device
-    #: Training samples the dataset loaded (before any regularizer's transform_dataset).
+    #: Training samples the dataset loaded (before any regularizer's transform_dataset; without
+    #: the selection split of a spec with [selection]).
     train_size: int | None = None
+    #: The selection split carved out of the training data (a spec with [selection]), on the device.
+    selection: api.Split | None = None
 
 
 @dataclass
@@ -175,6 +178,10 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
     set_precision(training.get("precision", "fp32"), ctx.device)
     data = ctx.dataset.load()
     check_fingerprint(ctx, data)
+    held_out = ctx.config.get("selection")
+    if held_out is not None:  # before anything sees the training data: the choice's own split
+        data.train, ctx.selection = selection.carve(data.train, held_out["fraction"], held_out["seed"])
+        ctx.selection = ctx.selection.to(ctx.device)
     ctx.task.setup(data)
     for reg in ctx.regularizers:
         reg.setup(data)
@@ -336,6 +343,8 @@ def run_training(
             raise NonFiniteLoss(non_finite_message(metrics, state.epoch, penalizing(ctx.regularizers)),
                                 hint="lower the learning rate or the regularizer's strength")
         metrics.update(evaluate(ctx, data.val, state.model, "val"))
+        if ctx.selection is not None:
+            metrics.update(evaluate(ctx, ctx.selection, state.model, "sel"))
         metrics["epoch_time"] = time.perf_counter() - epoch_start
         metrics["train_samples_per_s"] = len(data.train) / max(fitting_seconds / epochs_here, 1e-9)
         state.history.append({"epoch": state.epoch, **metrics})
@@ -348,6 +357,8 @@ def run_training(
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     summary["train_size"] = ctx.train_size
+    if ctx.selection is not None:
+        summary["selection_size"] = len(ctx.selection)
     return summary
 
 
