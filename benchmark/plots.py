@@ -5,7 +5,15 @@ For a spec, :func:`write_plots` draws
 - one figure per leaderboard row: data loss per epoch (train vs val) and each of the task's
   declared metrics per epoch (train vs val);
 - one overview figure per (dataset, model): the val loss and the gap (val − train loss) per
-  epoch of every row, so the regularizers compare at a glance.
+  epoch of every row, so the regularizers compare at a glance;
+- for a spec that sweeps a dataset parameter which changes the training-set size
+  (``train_fraction``, ``per_class``, ``train_limit``: any whose runs' ``train_size`` differ),
+  a regime figure per model: every non-baseline set's Δ val loss against the baseline of the
+  same dataset variant (paired by seed, mean with its 95% t band, as the leaderboard's Δ
+  column) over the training-set size, one line per set (:func:`regime_figures`);
+- for a spec that sweeps a regularizer's parameter, a sensitivity figure: the final val loss
+  over each swept value, one line per dataset / model variant, the baseline's val loss dashed
+  (:func:`sensitivity_figures`).
 
 Seeds are drawn as the mean line with a band from the lowest to the highest seed at each
 epoch (min–max: with the 2–5 seeds a benchmark affords, a ±std band would pretend to know
@@ -17,22 +25,30 @@ A plot folder may hold files of the user's: regsuite lists the files it wrote in
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from regsuite import leaderboard as lb
+from regsuite import stats
 from regsuite.safety import check_spec_name, inside
 from regsuite.store import Store
+from regsuite.sweeps import format_value, point_label
 
 DPI = 100
 BAND = "line = mean over seeds, band = min–max over seeds"
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
 MANIFEST = ".regsuite-plots.json"  # in a plot folder: the files regsuite wrote there
+#: Dataset parameters that set the training-set size: the regime figure's x axis for runs
+#: made before summaries recorded ``train_size``.
+SIZE_PARAMS = ("train_fraction", "per_class", "train_limit")
+LOG_X_SPAN = 10.0  # a swept strength spanning more than this factor is drawn on a log axis
 
 History = list[dict[str, float]]  # one run's epochs, as Store.epochs returns them
 
@@ -86,11 +102,11 @@ def slug(text: str) -> str:
 # ---------------------------------------------------------------------------- drawing
 
 
-def new_figure(panels: int, height: float = 3.6):
+def new_figure(panels: int, height: float = 3.6, width: float | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width = 4.6 * panels + 0.6
+    width = width or 4.6 * panels + 0.6
     figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
     # Fixed margins in inches (room for the two-line title and the axis labels): constrained
@@ -194,6 +210,332 @@ def save(figure, path: Path) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------- sweep summaries
+#
+# What the regime and sensitivity figures plot is computed apart from the drawing
+# (:func:`regime_figures`, :func:`sensitivity_figures`), so that it can be checked as numbers.
+
+
+@dataclass
+class Point:
+    x: Any  # a training-set size, a swept value
+    mean: float
+    low: float | None = None  # the band (None: no band at this point, as for n < 2)
+    high: float | None = None
+    n: int = 0
+
+
+@dataclass
+class Line:
+    label: str
+    points: list[Point]  # sorted by x (in sweep order for values that are not numbers)
+    variant: tuple[str, str] = ("", "")  # the (dataset, model) group the points come from
+
+
+@dataclass
+class Level:
+    """A horizontal line: 0 for the baseline of Δ, the baseline's val loss."""
+    label: str
+    y: float
+    variant: tuple[str, str] | None = None  # drawn in the colour of this variant's first line
+
+
+@dataclass
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    lines: list[Line]
+    levels: list[Level] = field(default_factory=list)
+    log_x: bool = False
+    categories: list[str] | None = None  # x values that are not numbers, in sweep order
+    ticks: dict[float, str] = field(default_factory=dict)  # x → tick label, when each value gets a tick
+
+
+@dataclass
+class SummaryFigure:
+    stem: str  # the file name without .png
+    title: str  # the PlotFile's title
+    heading: str  # the figure's title: its first line names the spec
+    panels: list[Panel]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def log_worthy(values: list[Any], span: float = LOG_X_SPAN) -> bool:
+    """All positive numbers, spanning more than ``span`` (1 = any spread)."""
+    numbers = [float(v) for v in values if is_number(v)]
+    return (len(numbers) == len(values) and len(set(numbers)) > 1 and min(numbers) > 0
+            and max(numbers) / min(numbers) > span)
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def dataset_of(row: lb.Row) -> str:
+    return row.runs[0].config["dataset"]["name"] if row.runs else row.dataset
+
+
+def train_size(row: lb.Row) -> int | None:
+    """The training samples its runs loaded (summaries have ``train_size`` since regsuite
+    recorded it); None when a run lacks it or the runs disagree."""
+    sizes = {run.summary.get("train_size") for run in row.runs}
+    size = sizes.pop() if len(sizes) == 1 else None
+    return int(size) if is_number(size) and size > 0 else None
+
+
+def axis_headers(spec: dict[str, Any], *prefixes: str) -> dict[str, str]:
+    """The spec's swept axes under ``prefixes`` (path → the leaderboard's column header)."""
+    return {path: header for path, header in lb.swept_headers(spec).items() if path.startswith(prefixes)}
+
+
+def param_name(header: str) -> str:
+    return header.rsplit(".", 1)[-1]
+
+
+def context_label(values: dict[str, Any]) -> str:
+    return ", ".join(f"{header}={lb.shown_value(value)}" for header, value in values.items())
+
+
+def set_order(spec: dict[str, Any]) -> dict[str, int]:
+    return {s.get("label"): i for i, s in enumerate(spec.get("sets", []))}
+
+
+def regime_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[SummaryFigure]:
+    """For a spec whose grid sweeps a dataset parameter that changes the training-set size:
+    per model (with its training setting), each non-baseline set's Δ val loss against the
+    baseline of the same dataset variant, over the training-set size. The Δ is the
+    leaderboard's: paired by seed (:func:`regsuite.stats.paired_difference`), the band its 95%
+    t interval. x is ``train_size`` (what the dataset loaded, before any regularizer's
+    transform); runs without it fall back to the swept value of a parameter in
+    :data:`SIZE_PARAMS`. A spec sweeping no such parameter gets none."""
+    headers = list(dict.fromkeys(axis_headers(spec, "dataset.", "datasets[").values()))
+    if not headers or board.baseline is None:
+        return []
+    groups: dict[str, list[lb.Row]] = {}
+    for row in board.rows:
+        groups.setdefault(row.model, []).append(row)
+    figures = []
+    for model, rows in groups.items():
+        panel = regime_panel(board, spec, rows, headers)
+        if panel is None:
+            continue
+        several = len(groups) > 1
+        where = f" ({model})" if several else ""
+        figures.append(SummaryFigure(
+            stem=f"{slug(model)}-regime" if several else "regime",
+            title=f"Δ val loss against {board.baseline!r} by training-set size{where}",
+            heading=(f"{board.spec_name}: Δ val loss against {board.baseline!r} by training-set size{where}\n"
+                     f"Δ = set − {board.baseline!r} on the same training data, paired by seed "
+                     f"(below 0: the set lowers val loss)"),
+            panels=[panel]))
+    return figures
+
+
+def regime_panel(board: lb.Leaderboard, spec: dict[str, Any], rows: list[lb.Row], headers: list[str]) -> Panel | None:
+    variants: dict[str, tuple[dict[str, Any], set[int | None]]] = {}
+    for row in rows:
+        _, sizes = variants.setdefault(row.dataset, ({h: row.swept.get(h) for h in headers}, set()))
+        sizes.add(train_size(row))
+    by_size = all(len(sizes) == 1 and None not in sizes for _, sizes in variants.values())
+    if by_size:
+        size_of = {name: next(iter(sizes)) for name, (_, sizes) in variants.items()}
+        moving = [h for h in headers if changes_size(h, headers, variants, size_of)]
+        x_of = size_of
+        xlabel = "training-set size (train_size: images the dataset loaded)"
+    else:
+        moving = [h for h in headers if param_name(h) in SIZE_PARAMS]
+        if not moving:
+            return None
+        x_of = {name: values.get(moving[0]) for name, (values, _) in variants.items()}
+        xlabel = moving[0]
+        moving = moving[:1]
+    if not moving:
+        return None
+    context = [h for h in headers if h not in moving]
+    several_datasets = len({dataset_of(row) for row in rows}) > 1
+    order = set_order(spec)
+    lines: dict[tuple, Line] = {}
+    for row in rows:
+        delta = row.deltas.get("delta_val_loss")
+        if row.is_baseline or delta is None or not finite(delta.mean) or x_of.get(row.dataset) is None:
+            continue
+        shown = {h: row.swept.get(h) for h in context if h in row.swept}
+        parts = [row.label, *([dataset_of(row)] if several_datasets else []),
+                 *([context_label(shown)] if shown else [])]
+        line_key = (order.get(row.label, len(order)), row.label, dataset_of(row), tuple(map(str, shown.values())))
+        line = lines.setdefault(line_key, Line(", ".join(parts), [], (row.dataset, row.model)))
+        line.points.append(Point(x_of[row.dataset], delta.mean, delta.low, delta.high, delta.n))
+    xs = {p.x for line in lines.values() for p in line.points}
+    if len(xs) < 2:
+        return None
+    numeric = all(is_number(x) for x in xs)
+    for line in lines.values():
+        line.points.sort(key=lambda p: float(p.x) if numeric else lb.shown_value(p.x))
+    panel = Panel(title="line = mean Δ over seeds, band = 95% t interval", xlabel=xlabel,
+                  ylabel=f"Δ val loss vs {board.baseline}",
+                  lines=[lines[k] for k in sorted(lines)],
+                  levels=[Level(f"{board.baseline} (baseline): Δ = 0", 0.0)],
+                  log_x=numeric and log_worthy(sorted(xs), span=1.0))
+    if panel.log_x:
+        panel.xlabel += ", log scale"
+    if not numeric:
+        panel.categories = sorted(lb.shown_value(x) for x in xs)
+    elif len(xs) <= 8:
+        panel.ticks = {float(x): lb.shown_value(x) for x in sorted(xs)}
+        if by_size and len(moving) == 1:  # the swept value under each size: "63" over "train_fraction=0.05"
+            swept: dict[Any, set[str]] = {}
+            for name, size in x_of.items():
+                value = variants[name][0].get(moving[0])
+                if value is not None:
+                    swept.setdefault(size, set()).add(lb.shown_value(value))
+            for x in xs:
+                if len(swept.get(x, ())) == 1:
+                    panel.ticks[float(x)] += f"\n{param_name(moving[0])}={next(iter(swept[x]))}"
+    return panel
+
+
+def changes_size(header: str, headers: list[str], variants: dict[str, tuple[dict[str, Any], set]],
+                 size_of: dict[str, int]) -> bool:
+    """Whether the training-set size moves with ``header`` while the other axes stay put."""
+    sizes: dict[tuple, set[int]] = {}
+    for name, (values, _) in variants.items():
+        others = tuple(lb.shown_value(values.get(h)) for h in headers if h != header)
+        sizes.setdefault(others, set()).add(size_of[name])
+    return any(len(found) > 1 for found in sizes.values())
+
+
+def sensitivity_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[SummaryFigure]:
+    """For a spec that sweeps a regularizer's parameter (``sets[i].regularizers[j].<param>``):
+    one panel per swept parameter, the final val loss (mean over seeds, band min–max) against
+    its value, one line per dataset / model variant, and the baseline's val loss of each
+    variant as a dashed line. x is a log axis when every value is positive and they span more
+    than :data:`LOG_X_SPAN`×; values that are not numbers are categories in sweep order."""
+    axes = axis_headers(spec, "sets[")
+    if not axes:
+        return []
+    swept_values = {axis["path"]: axis["values"] for axis in spec.get("sweeps") or []}
+    set_headers = set(axes.values())
+    stored_sets = {s.get("label"): s for s in spec.get("sets", [])}
+    baselines = {(r.dataset, r.model): r for r in board.rows if r.is_baseline or r.label == board.baseline}
+    variants = list(dict.fromkeys((r.dataset, r.model) for r in board.rows))
+    show_dataset = len({v[0] for v in variants}) > 1
+    show_model = len({v[1] for v in variants}) > 1
+    panels = []
+    for path, header in axes.items():
+        rows = [r for r in board.rows if header in r.swept and finite(r.mean("val_loss"))]
+        if not rows:
+            continue
+        values = swept_values.get(path) or list(dict.fromkeys(r.swept[header] for r in rows))
+        numeric = all(is_number(v) for v in values)
+        lines: dict[tuple, Line] = {}
+        for row in rows:
+            others = {h: row.swept[h] for h in row.swept if h in set_headers and h != header}
+            variant = (row.dataset, row.model)
+            parts = ([row.dataset] if show_dataset else []) + ([row.model] if show_model else [])
+            parts += [context_label(others)] if others else []
+            line = lines.setdefault((variants.index(variant), tuple(map(str, others.values()))),
+                                    Line(", ".join(parts) or base_label(row.label, stored_sets), [], variant))
+            seeds = list(row.by_seed.get("val_loss", {}).values())
+            described = stats.describe(seeds)
+            line.points.append(Point(row.swept[header], described.mean, min(seeds), max(seeds), described.n))
+        position = {lb.shown_value(v): i for i, v in enumerate(values)}
+        for line in lines.values():
+            line.points.sort(key=lambda p: float(p.x) if numeric else position.get(lb.shown_value(p.x), len(position)))
+        shown_lines = [lines[k] for k in sorted(lines)]
+        levels = []
+        for variant in dict.fromkeys(line.variant for line in shown_lines):
+            base = baselines.get(variant)
+            if base is not None and finite(base.mean("val_loss")):
+                name = ", ".join(([variant[0]] if show_dataset else []) + ([variant[1]] if show_model else []))
+                label = f"{base.label} (baseline)" + (f", {name}" if name else "")
+                levels.append(Level(label, base.mean("val_loss"), variant))
+        log_x = numeric and log_worthy(values)
+        set_label = base_label(rows[0].label, stored_sets)
+        panel = Panel(title=f"{set_label}: {header}", xlabel=header + (" (log scale)" if log_x else ""),
+                      ylabel="final val loss", lines=shown_lines, levels=levels, log_x=log_x)
+        if not numeric:
+            panel.categories = [lb.shown_value(v) for v in values]
+        elif len(values) <= 8:
+            panel.ticks = {float(v): format_value(v) for v in values}
+        panels.append(panel)
+    if not panels:
+        return []
+    baseline = f"; dashed = the baseline {board.baseline!r}" if any(p.levels for p in panels) else ""
+    return [SummaryFigure(
+        stem="sensitivity", title="final val loss against each swept regularizer parameter",
+        heading=(f"{board.spec_name}: final val loss against each swept regularizer parameter\n"
+                 f"line = mean over seeds, band = min–max over seeds{baseline}"),
+        panels=panels)]
+
+
+def base_label(label: str, stored_sets: dict[str, dict[str, Any]]) -> str:
+    """``l2`` for the swept point ``l2 (weight=0.0001)``."""
+    swept = (stored_sets.get(label) or {}).get("swept") or {}
+    return label.removesuffix(f" ({point_label(swept)})") if swept else label
+
+
+def summary_figure(summary: SummaryFigure):
+    from matplotlib import colormaps
+
+    panels, height = len(summary.panels), 4.4
+    figure, axes = new_figure(panels, height=height, width=max(7.4, 5.2 * panels + 0.6))
+    if any("\n" in tick for panel in summary.panels for tick in panel.ticks.values()):
+        figure.subplots_adjust(bottom=0.95 / height)  # room for two-line ticks and the axis label
+    for ax, panel in zip(axes, summary.panels):
+        palette = colormaps["tab10" if len(panel.lines) <= 10 else "tab20"].colors
+        colors: dict[tuple[str, str], str] = {}
+        for line, color in zip(panel.lines, palette * (1 + len(panel.lines) // len(palette))):
+            colors.setdefault(line.variant, color)
+            draw_line(ax, panel, line, color)
+        for level in panel.levels:
+            color = colors.get(level.variant, "black") if level.variant is not None else "black"
+            ax.axhline(level.y, color=color, linestyle="--", linewidth=1.2, label=literal(level.label))
+        style_summary_axes(ax, panel)
+    figure.suptitle(literal(summary.heading), fontsize=10)
+    return figure
+
+
+def x_positions(panel: Panel, points: list[Point]) -> np.ndarray:
+    if panel.categories is not None:
+        index = {name: i for i, name in enumerate(panel.categories)}
+        return np.array([index.get(lb.shown_value(p.x), len(index)) for p in points], dtype=float)
+    return np.array([float(p.x) for p in points])
+
+
+def draw_line(ax, panel: Panel, line: Line, color) -> None:
+    x = x_positions(panel, line.points)
+    mean = np.array([p.mean for p in line.points])
+    ax.plot(x, mean, color=color, marker="o", markersize=4, linewidth=1.6, label=literal(line.label))
+    low = np.array([p.low if finite(p.low) else np.nan for p in line.points])
+    high = np.array([p.high if finite(p.high) else np.nan for p in line.points])
+    band = np.isfinite(low) & np.isfinite(high)
+    if band.any() and np.any(high[band] > low[band]):
+        ax.fill_between(x, low, high, where=band, color=color, alpha=0.15, linewidth=0)
+
+
+def style_summary_axes(ax, panel: Panel) -> None:
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    if panel.log_x:
+        ax.set_xscale("log")
+    if panel.categories is not None:
+        ax.set_xticks(range(len(panel.categories)), [literal(c) for c in panel.categories])
+    elif panel.ticks:
+        ax.set_xticks(list(panel.ticks), [literal(t) for t in panel.ticks.values()], fontsize=8)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.08)  # the first and last ticks' labels stay inside the figure
+    ax.set_title(literal(panel.title), fontsize=10)
+    ax.set_xlabel(literal(panel.xlabel))
+    ax.set_ylabel(literal(panel.ylabel))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 # ---------------------------------------------------------------------------- files
 
 
@@ -208,7 +550,8 @@ def write_spec_plots(store: Store, spec_name: str, root: Path) -> list[PlotFile]
 def write_plots(store: Store, spec_name: str, directory: Path, board: lb.Leaderboard | None = None) -> list[PlotFile]:
     """Write the spec's figures into ``directory`` (created; PNGs that regsuite wrote there
     for rows that no longer exist are removed, other files are left alone). Returns the
-    files, overviews first, then rows in leaderboard order."""
+    files, overviews first, then the regime and sensitivity figures of a spec with sweeps,
+    then rows in leaderboard order."""
     board = board or lb.build(store, spec_name, sort="val_loss")
     histories = {id(row): [store.epochs(run.run_id) for run in row.runs] for row in board.rows}
     directory.mkdir(parents=True, exist_ok=True)
@@ -222,6 +565,10 @@ def write_plots(store: Store, spec_name: str, directory: Path, board: lb.Leaderb
         where = f" ({dataset} / {model})" if several else ""
         figure = overview_figure(board, rows, histories, where)
         written.append(PlotFile(save(figure, inside(directory, f"{prefix}overview.png")), f"every row{where}"))
+    spec = store.spec_info(spec_name)["spec"]
+    for summary in regime_figures(board, spec) + sensitivity_figures(board, spec):
+        figure = summary_figure(summary)
+        written.append(PlotFile(save(figure, inside(directory, f"{summary.stem}.png")), summary.title))
     used: set[str] = {p.path.name for p in written}
     for row in board.rows:
         prefix = f"{slug(row.dataset)}-{slug(row.model)}-" if several else ""
