@@ -330,3 +330,36 @@ def test_tuned_from_is_written_by_regsuite(files):
     text = TUNED.replace('label = "none"', 'label = "none"\ntuned_from = "x"')
     with pytest.raises(SpecError, match="'tuned_from' is written by regsuite"):
         spec_of(files, text)
+
+
+def test_held_out_labels_never_influence_the_choice(files):
+    """Every run of a tuned spec trained twice: once as is, once with the held-out (val)
+    labels scrambled. The selection metrics, the only input of the choice, are identical; the
+    held-out metrics are not (so the scrambling did reach the runs)."""
+    plan = resolve(spec_of(files, TUNED.replace("seeds = [0, 1]", "seeds = [0]")), get_registry())
+    chosen = {}
+    for scramble in (False, True):
+        selection_losses, val_losses = {}, {}
+        for run in plan.runs:
+            ctx = build_context(run.config, get_registry())
+            if scramble:
+                load = ctx.dataset.load
+
+                def scrambled(load=load):
+                    data = load()
+                    data.val.targets = (data.val.targets + 1) % data.info.num_classes
+                    return data
+
+                ctx.dataset.load = scrambled
+                ctx.config = {**ctx.config, "dataset": {**ctx.config["dataset"], "fingerprint": None}}
+            summary = run_training(ctx)
+            selection_losses[run.label] = summary["final"]["sel_loss"]
+            val_losses[run.label] = summary["final"]["val_loss"]
+        groups: dict[str, list[str]] = {}
+        for s in plan.spec.sets:
+            groups.setdefault(s.tuned_from or s.label, []).append(s.label)
+        chosen[scramble] = ({name: min(labels, key=selection_losses.get) for name, labels in groups.items()},
+                            selection_losses, val_losses)
+    assert chosen[True][0] == chosen[False][0]
+    assert chosen[True][1] == chosen[False][1]
+    assert all(chosen[True][2][label] != chosen[False][2][label] for label in chosen[False][2])

@@ -66,6 +66,9 @@ def test_every_point_is_validated_as_a_plain_value(files):
 
 @pytest.mark.parametrize("change, message", [
     (("seeds = [0, 1]", "seeds = { sweep = [[0], [1]] }"), "seeds cannot be swept: seeds already are an axis"),
+    (('task = "image_classification"', 'task = { sweep = ["image_classification", "x"] }'), "task cannot be swept"),
+    (('name = "tiny"', 'name = { sweep = ["a", "b"] }'), "name cannot be swept"),
+    (("train_limit = 60", 'train_limit = { sweep = [40, "many"] }'), "train_limit.*many"),
     (('label = "none"', 'label = { sweep = ["a", "b"] }'), r"sets\[0\].label cannot be swept"),
     (('name = "l2"', 'name = { sweep = ["l2", "dropout"] }'), "a regularizer's name cannot be swept"),
     (("train_limit = 60", "train_limit = { sweep = [] }"), "sweep must be a non-empty list"),
