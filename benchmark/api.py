@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from regsuite.errors import DataError
@@ -112,6 +112,28 @@ def jsonable_default(field_info: Any) -> Any:
 
 class NoParams(Params):
     pass
+
+
+class ClassSubsetParams(Params):
+    """The data-regime parameters of a classification dataset: a class-balanced share of its
+    training split (see :func:`balanced_subset`). Datasets subclass their Params from it."""
+
+    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this share of every class's training images (class-balanced; val untouched)")
+    per_class: int | None = Field(None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                                  description="keep this many training images of every class instead (not with train_fraction)")
+    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
+                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
+
+    @model_validator(mode="after")
+    def one_subsample(self) -> "ClassSubsetParams":
+        if self.per_class is not None and self.train_fraction != 1:
+            raise ValueError("give train_fraction or per_class, not both")
+        return self
+
+    @property
+    def subsampled(self) -> bool:
+        return self.train_fraction != 1 or self.per_class is not None
 
 
 class Plugin:

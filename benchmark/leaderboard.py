@@ -191,7 +191,7 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
     if info is None:
         known = ", ".join(store.spec_names()) or "none"
         raise RegsuiteError(f"no results for spec {spec_name!r} in {store.path}", hint=f"specs with results: {known}")
-    rows, missing, statuses = collect_rows(store, spec_name)
+    rows, missing, statuses = collect_rows(store, spec_name, info["spec"])
     all_rows = dict(rows)  # the tuned table chooses among every candidate, whatever --where keeps
     headers = swept_headers(info["spec"])
     if where:
@@ -243,14 +243,13 @@ def judge_claims(board: Leaderboard, info: dict[str, Any], rows: dict[tuple[str,
     return [claim_checks.judge(claim, groups, labels) for claim in stated]
 
 
-def collect_rows(store: Store, spec_name: str) -> tuple[dict[tuple[str, str, str], Row], list[str], Counter]:
+def collect_rows(store: Store, spec_name: str, spec: dict[str, Any]) -> tuple[dict[tuple[str, str, str], Row], list[str], Counter]:
     rows: dict[tuple[str, str, str], Row] = {}
     missing: list[str] = []
     statuses: Counter = Counter()
     entries = store.spec_rows(spec_name)
     variants = {kind: plugin_variants([record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
     trainings = plugin_variants([{"name": "training", "params": record.config["training"]} for _, _, record in entries])
-    spec = store.spec_info(spec_name)["spec"]
     headers = swept_headers(spec)
     set_values = {s["label"]: s.get("swept", {}) for s in spec.get("sets", [])}
     for label, reference, record in entries:

@@ -11,29 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from regsuite import hookimpl
-from regsuite.api import KEYED_UNLESS_DEFAULT, Data, DataInfo, Dataset, Params, Split, balanced_subset, channel_stats
+from regsuite.api import ClassSubsetParams, Data, DataInfo, Dataset, Split, balanced_subset, channel_stats
 from regsuite.errors import DataError
 
 
-class DigitsParams(Params):
+class DigitsParams(ClassSubsetParams):
     val_fraction: float = Field(0.3, gt=0, lt=1, description="share of images held out for validation")
     train_limit: int | None = Field(None, ge=10, description="keep only this many training images (scarce data overfits)")
     split_seed: int = Field(0, description="seed of the stratified train/val split (fixed across run seeds)")
-    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                                  description="keep this share of every class's training images (class-balanced; val untouched)")
-    per_class: int | None = Field(None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                                  description="keep this many training images of every class instead (not with train_fraction)")
-    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
-
-    @model_validator(mode="after")
-    def one_subsample(self) -> "DigitsParams":
-        if self.per_class is not None and self.train_fraction != 1:
-            raise ValueError("give train_fraction or per_class, not both")
-        return self
 
 
 class Digits(Dataset):

@@ -62,12 +62,11 @@ from pydantic import Field, field_validator, model_validator
 
 from regsuite import hookimpl
 from regsuite.api import (
-    KEYED_UNLESS_DEFAULT,
     NOT_IN_RUN_KEY,
+    ClassSubsetParams,
     Data,
     DataInfo,
     Dataset,
-    Params,
     Split,
     balanced_subset,
     data_fingerprint,
@@ -98,7 +97,7 @@ CACHE_FORMAT = 2  # bump when the cached arrays change meaning (2: the data fing
 IMAGE_SUFFIXES = (".jpeg", ".jpg")
 
 
-class TinyImageNetParams(Params):
+class TinyImageNetParams(ClassSubsetParams):
     root: Path | None = Field(None, json_schema_extra=NOT_IN_RUN_KEY, description=f"data folder or zip archive, relative to the working directory (default: ${DATA_ENV}, else the user cache)")
     classes: int = Field(25, ge=1, description="use the first N wnids in sorted order")
     wnids: list[str] | None = Field(None, min_length=1, description="use these wnids, in this order (labels follow it)")
@@ -106,12 +105,6 @@ class TinyImageNetParams(Params):
     md5: str = Field(OFFICIAL_MD5, pattern=r"^([0-9a-fA-F]{32})?$", description='MD5 of the archive at url ("" skips the check)')
     download: bool = Field(True, json_schema_extra=NOT_IN_RUN_KEY, description="download the archive when the data folder has no data")
     cache_dir: Path | None = Field(None, json_schema_extra=NOT_IN_RUN_KEY, description="where decoded arrays are cached (default: the user cache)")
-    train_fraction: float = Field(1.0, gt=0, le=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                                  description="keep this share of every class's training images (class-balanced; val untouched)")
-    per_class: int | None = Field(None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                                  description="keep this many training images of every class instead (not with train_fraction)")
-    subset_seed: int = Field(0, ge=0, json_schema_extra=KEYED_UNLESS_DEFAULT,
-                             description="seed of the subsample, apart from the run seed so every set sees the same subset")
 
     @model_validator(mode="before")
     @classmethod
@@ -119,16 +112,6 @@ class TinyImageNetParams(Params):
         if isinstance(data, dict) and isinstance(data.get("wnids"), list) and "classes" not in data:
             data = {**data, "classes": len(data["wnids"])}
         return data
-
-    @model_validator(mode="after")
-    def one_subsample(self) -> "TinyImageNetParams":
-        if self.per_class is not None and self.train_fraction != 1:
-            raise ValueError("give train_fraction or per_class, not both")
-        return self
-
-    @property
-    def subsampled(self) -> bool:
-        return self.train_fraction != 1 or self.per_class is not None
 
     @field_validator("md5")
     @classmethod
