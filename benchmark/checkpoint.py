@@ -14,7 +14,6 @@ deterministic CPU kernels a resumed run ends with exactly the result of an unint
 """
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from regsuite import atomic
 from regsuite.train import RunContext, TrainState
 
 FORMAT = 1
@@ -76,15 +76,8 @@ class Checkpoints:
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(run_id)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                torch.save(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with atomic.replacing(target, durable=True) as temporary:
+            torch.save(payload, temporary)
         return target
 
     def load(self, run_id: str) -> Saved | None:

@@ -29,7 +29,6 @@ import http.client
 import io
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import urllib.error
@@ -44,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from regsuite import atomic
 from regsuite.errors import DataError
 
 DOWNLOAD_TIMEOUT_S = 60
@@ -495,7 +495,7 @@ class ArrayCache:
         final = self.path(key)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            tmp = atomic.temporary_name(final)
             tmp.mkdir()
         except OSError as exc:
             warnings.warn(f"cannot write the data cache in {self.directory} ({exc}); the next load decodes again", stacklevel=2)

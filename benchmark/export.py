@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regsuite import atomic
 from regsuite import leaderboard as lb
 from regsuite import plots
 from regsuite.errors import RegsuiteError, at_most
@@ -49,10 +50,7 @@ def write_markdown(store: Store, name: str, directory: Path, command: str, sort:
     figures = plots.write_plots(store, name, figure_folder)
     text = "\n".join([*header(board, info, command, registry), lb.to_markdown(board, heading_level=2),
                       *figure_section(name, figures), *spec_section(info)])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, text)
 
 
 def header(board: lb.Leaderboard, info: dict[str, Any], command: str, registry: Registry) -> list[str]:

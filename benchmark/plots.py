@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from regsuite import atomic
 from regsuite import leaderboard as lb
 from regsuite import stats
 from regsuite.safety import check_spec_name, inside
@@ -204,9 +204,8 @@ def overview_figure(board: lb.Leaderboard, rows: list[lb.Row], histories: dict[i
 
 
 def save(figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, dpi=DPI, format="png")
-    os.replace(tmp, path)
+    with atomic.replacing(path) as temporary:
+        figure.savefig(temporary, dpi=DPI, format="png")
     return path
 
 
@@ -593,11 +592,9 @@ def remove_stale(directory: Path, keep: set[str]) -> None:
     for name in sorted(written_before(directory) - keep):
         path = directory / name
         if path.is_file() and not path.is_symlink():
-            path.unlink()
+            path.unlink(missing_ok=True)  # another regsuite writing the same folder may remove it first
     manifest = directory / MANIFEST
-    tmp = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"format": "regsuite-plots", "files": sorted(keep)}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, manifest)
+    atomic.write_text(manifest, json.dumps({"format": "regsuite-plots", "files": sorted(keep)}, indent=1) + "\n")
 
 
 def written_before(directory: Path) -> set[str]:

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from regsuite import __version__
+from regsuite import __version__, atomic
 from regsuite.errors import RegsuiteError
 from regsuite.registry import Registry, get_registry
 from regsuite.safety import PLUGIN_KINDS, PortablePaths, check_spec_names
@@ -76,13 +75,7 @@ def export_results(store: Store, out: Path, spec_name: str | None = None, regist
     lines, exported = export_lines(store, spec_name, registry, cwd)
     exported.path = out
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic.write_text(out, "".join(line + "\n" for line in lines))
     return exported
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
+from regsuite import atomic
 from regsuite.errors import RegsuiteError
 
 if TYPE_CHECKING:
@@ -589,7 +590,7 @@ def make_store(path: Path) -> None:
     """Make a new, empty store at ``path`` whole: under a temporary name, then linked into
     place; when another process made one first, theirs is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = atomic.temporary_name(path)
     try:
         conn = sqlite3.connect(temporary, timeout=60, isolation_level=None)
         try:
