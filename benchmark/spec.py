@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer, model_validator
 
 from regsuite import __version__, selection, sweeps
 from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
@@ -198,6 +198,8 @@ class Spec(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     trainings: list[TrainingConfig] | None = Field(None, description="several training settings, each a grid dimension")
     sets: list[RegularizerSet] = Field(min_length=1)
+    # Where each entry of an expanded sweep came from (sweeps.Origins), for error messages.
+    _origins: dict[str, Any] = PrivateAttr(default_factory=dict)
     claims: list[Claim] = Field(default_factory=list, description="claims about the rows, judged in the leaderboard")
     # How the grid runs (workers, GPUs, Ray): never part of a run's config or id.
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -397,13 +399,17 @@ def load_spec(path: Path | str, overrides: list[str] = ()) -> Spec:
         except ValidationError as exc:
             raise SpecError(f"{path}: invalid [selection]", details=format_validation_errors(exc, prefix="selection.")) from None
         data, tuned_axes = selection.expand(data, config)
-    data = sweeps.expand(data)
+    origins: sweeps.Origins = {}
+    data = sweeps.expand(data, origins)
     if tuned_axes:
         data = {**data, "sweeps": [*data.get("sweeps", []), *tuned_axes]}
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{path}: invalid spec", details=format_validation_errors(exc)) from None
+        details = [sweeps.relocate(line, origins) for line in format_validation_errors(exc)]
+        raise SpecError(f"{path}: invalid spec", details=details) from None
+    spec._origins = origins
+    return spec
 
 
 def format_validation_errors(exc: ValidationError, prefix: str = "", known: list[str] | None = None) -> list[str]:
@@ -489,7 +495,7 @@ def resolve(spec: Spec, registry: Registry) -> Plan:
         check_compatibility(registry, spec, task, datasets, models, sets, errors)
         check_claim_metrics(registry, spec, errors)
     if errors:
-        raise SpecError(f"spec {spec.name!r} is invalid", details=errors)
+        raise SpecError(f"spec {spec.name!r} is invalid", details=[sweeps.relocate(line, spec._origins) for line in errors])
 
     versions = library_versions()
     held_out = spec.selection.run_config() if spec.selection is not None else None

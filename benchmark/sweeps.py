@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 from regsuite.errors import SpecError
@@ -112,8 +113,14 @@ def expand_table(table: Any, where: str) -> tuple[list[Any], list[dict[str, Any]
     return points, chosen
 
 
-def expand(data: dict[str, Any]) -> dict[str, Any]:
-    """The spec table with every sweep expanded (``data`` itself when it has none)."""
+#: Where each entry of an expanded list came from: ``"trainings[1]"`` → (``"training"``, the
+#: swept values of that point by path), so that an error in a point names the spec's own axis.
+Origins = dict[str, tuple[str, dict[str, Any]]]
+
+
+def expand(data: dict[str, Any], origins: Origins | None = None) -> dict[str, Any]:
+    """The spec table with every sweep expanded (``data`` itself when it has none); ``origins``,
+    when given, receives where each expanded entry came from."""
     if not contains_sweep(data):
         return data
     for key, why in NOT_SWEEPABLE.items():
@@ -121,10 +128,11 @@ def expand(data: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"{key} cannot be swept: {why}")
     data = dict(data)
     axes: list[dict[str, Any]] = []
+    origins = {} if origins is None else origins
     for single, many in PLUGIN_LISTS.items():
-        expand_plugins(data, single, many, axes)
-    expand_training(data, axes)
-    expand_sets(data, axes)
+        expand_plugins(data, single, many, axes, origins)
+    expand_training(data, axes, origins)
+    expand_sets(data, axes, origins)
     data["sweeps"] = axes
     return data
 
@@ -133,7 +141,7 @@ def axis(where: str, values: list[Any]) -> dict[str, Any]:
     return {"path": where, "values": values}
 
 
-def expand_plugins(data: dict[str, Any], single: str, many: str, axes: list[dict[str, Any]]) -> None:
+def expand_plugins(data: dict[str, Any], single: str, many: str, axes: list[dict[str, Any]], origins: Origins) -> None:
     if isinstance(data.get(single), dict):
         entries, wheres = [data[single]], [single]
     elif isinstance(data.get(many), list):
@@ -150,13 +158,16 @@ def expand_plugins(data: dict[str, Any], single: str, many: str, axes: list[dict
         for found_where, _, values in find_sweeps(entry, where):
             axes.append(axis(found_where, values))
             swept = True
-        expanded += expand_table(entry, where)[0]
+        points, chosen = expand_table(entry, where)
+        for k, values in enumerate(chosen):
+            origins[f"{many}[{len(expanded) + k}]"] = (where, values)
+        expanded += points
     if swept:
         data.pop(single, None)
         data[many] = expanded
 
 
-def expand_training(data: dict[str, Any], axes: list[dict[str, Any]]) -> None:
+def expand_training(data: dict[str, Any], axes: list[dict[str, Any]], origins: Origins) -> None:
     training = data.get("training")
     if not isinstance(training, dict):
         return
@@ -165,10 +176,12 @@ def expand_training(data: dict[str, Any], axes: list[dict[str, Any]]) -> None:
         return
     axes += [axis(where, values) for where, _, values in sweeps]
     data.pop("training")
-    data["trainings"] = expand_table(training, "training")[0]
+    points, chosen = expand_table(training, "training")
+    origins.update({f"trainings[{k}]": ("training", values) for k, values in enumerate(chosen)})
+    data["trainings"] = points
 
 
-def expand_sets(data: dict[str, Any], axes: list[dict[str, Any]]) -> None:
+def expand_sets(data: dict[str, Any], axes: list[dict[str, Any]], origins: Origins) -> None:
     sets = data.get("sets")
     if not isinstance(sets, list):
         return
@@ -176,6 +189,7 @@ def expand_sets(data: dict[str, Any], axes: list[dict[str, Any]]) -> None:
     for i, regset in enumerate(sets):
         where = f"sets[{i}]"
         if not isinstance(regset, dict):
+            origins[f"sets[{len(expanded)}]"] = (where, {})
             expanded.append(regset)
             continue
         for key in ("label", "reference"):
@@ -187,15 +201,34 @@ def expand_sets(data: dict[str, Any], axes: list[dict[str, Any]]) -> None:
             raise SpecError(f"{where}: a regularizer's name cannot be swept: write one set per regularizer")
         points, chosen = expand_table(regset, where)
         if len(points) == 1 and not chosen[0]:
+            origins[f"sets[{len(expanded)}]"] = (where, {})
             expanded.append(regset)
             continue
         axes += [axis(w, v) for w, _, v in find_sweeps(regset, where)]
         for point, values in zip(points, chosen):
             point["label"] = f"{regset.get('label', '')} ({point_label(values)})"
             point["swept"] = values
+            origins[f"sets[{len(expanded)}]"] = (where, values)
             expanded.append(point)
     if expanded != sets:
         data["sets"] = expanded
+
+
+ENTRY = re.compile(r"^(\w+\[\d+\])")
+
+
+def relocate(line: str, origins: Origins) -> str:
+    """An error line about an expanded entry (``trainings[1].lr: ...``) as the spec wrote it
+    (``training.lr, at the sweep point training.lr = -1: ...``)."""
+    match = ENTRY.match(line)
+    if not match or match.group(1) not in origins:
+        return line
+    where, values = origins[match.group(1)]
+    location, sep, message = line[len(match.group(1)):].partition(": ")
+    if not sep:
+        return line
+    point = ", ".join(f"{path} = {format_value(value)}" for path, value in values.items())
+    return f"{where}{location}" + (f", at the sweep point {point}" if point else "") + f": {message}"
 
 
 def point_label(values: dict[str, Any]) -> str:

@@ -57,11 +57,26 @@ def test_training_sweeps_add_training_settings(files):
     assert {run.config["training"]["lr"] for run in plan.runs} == {1e-4, 1e-3}
 
 
-def test_every_point_is_validated_as_a_plain_value(files):
-    bad = SWEPT.replace("{ sweep = [1e-4, 1e-3, 1e-2] }", "{ sweep = [1e-4, -1.0] }")
+@pytest.mark.parametrize("bad, overrides, expected", [
+    (SWEPT.replace("{ sweep = [1e-4, 1e-3, 1e-2] }", "{ sweep = [1e-4, -1.0] }"), (),
+     "sets[1].regularizers[0].weight, at the sweep point sets[1].regularizers[0].weight = -1: "
+     "Input should be greater than 0 (got -1.0)"),
+    (SWEPT.replace("{ sweep = [40, 60] }", "{ sweep = [40, -60] }"), (),
+     "dataset.train_limit, at the sweep point dataset.train_limit = -60: "),
+    (TINY_SPEC, ("training.lr={ sweep = [1e-3, -1.0] }",),
+     "training.lr, at the sweep point training.lr = -1: Input should be greater than 0 (got -1.0)"),
+])
+def test_every_point_is_validated_as_a_plain_value_and_an_error_names_the_axis(files, bad, overrides, expected):
     with pytest.raises(SpecError) as raised:
-        plan_of(files, bad)
-    assert any("weight" in line and "-1.0" in line for line in raised.value.details), raised.value.details
+        plan_of(files, bad, *overrides)
+    assert any(line.startswith(expected) for line in raised.value.details), raised.value.details
+
+
+def test_an_error_in_a_set_after_a_swept_one_names_the_set_as_written(files):
+    bad = SWEPT + '\n[[sets]]\nlabel = "dropout"\nregularizers = [{ name = "dropout", p = 1.5 }]\n'
+    with pytest.raises(SpecError) as raised:
+        plan_of(files, bad)  # expanded, the dropout set is sets[4]; the spec wrote sets[2]
+    assert raised.value.details == ["sets[2].regularizers[0].p: Input should be less than 1 (got 1.5)"]
 
 
 @pytest.mark.parametrize("change, message", [
