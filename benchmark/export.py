@@ -81,11 +81,14 @@ def header(board: lb.Leaderboard, info: dict[str, Any], command: str, registry: 
 
 def figure_section(name: str, figures: list[plots.PlotFile]) -> list[str]:
     text = lb.md_text
-    lines = ["## Learning curves", "", f"{plots.BAND[0].upper()}{plots.BAND[1:]}. PNG files in {lb.md_code(name + '/')}.", ""]
+    lines = ["## Learning curves", "", f"{sentence(plots.BAND)}, unless a figure says otherwise. "
+             f"PNG files in {lb.md_code(name + '/')}.", ""]
     for figure in figures:
         relative = f"{name}/{figure.path.name}"
         if figure.row is None:
             lines += [f"![{text(name)}: {text(figure.title)}]({relative})", ""]
+            if figure.band != plots.BAND:
+                lines += [f"{sentence(figure.band)}.", ""]
     lines += ["| row | loss and metrics per epoch, train vs val |", "|:--|:--|"]
     lines += [f"| {text(f.row)} | [{text(f.path.name)}]({name}/{f.path.name}) |" for f in figures if f.row is not None]
     lines.append("")
@@ -93,6 +96,10 @@ def figure_section(name: str, figures: list[plots.PlotFile]) -> list[str]:
         if figure.row is not None:
             lines += [f"### {text(figure.row)}", "", f"![{text(name)}: {text(figure.row)}]({name}/{figure.path.name})", ""]
     return lines
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def spec_section(info: dict[str, Any]) -> list[str]:

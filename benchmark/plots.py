@@ -42,6 +42,7 @@ from regsuite.sweeps import format_value, point_label
 
 DPI = 100
 BAND = "line = mean over seeds, band = min–max over seeds"
+REGIME_BAND = "line = mean Δ over seeds, band = 95% t interval"
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
 MANIFEST = ".regsuite-plots.json"  # in a plot folder: the files regsuite wrote there
@@ -66,6 +67,7 @@ class PlotFile:
     path: Path
     title: str
     row: str | None = None  # the row label; None for an overview
+    band: str = BAND  # what its lines and bands are, for the export's text
 
 
 def curve(histories: list[History], value) -> Curve | None:
@@ -257,6 +259,7 @@ class SummaryFigure:
     title: str  # the PlotFile's title
     heading: str  # the figure's title: its first line names the spec
     panels: list[Panel]
+    band: str = BAND
 
 
 def is_number(value: Any) -> bool:
@@ -330,7 +333,7 @@ def regime_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[SummaryF
             heading=(f"{board.spec_name}: Δ val loss against {board.baseline!r} by training-set size{where}\n"
                      f"Δ = set − {board.baseline!r} on the same training data, paired by seed "
                      f"(below 0: the set lowers val loss)"),
-            panels=[panel]))
+            panels=[panel], band=REGIME_BAND))
     return figures
 
 
@@ -374,7 +377,7 @@ def regime_panel(board: lb.Leaderboard, spec: dict[str, Any], rows: list[lb.Row]
     numeric = all(is_number(x) for x in xs)
     for line in lines.values():
         line.points.sort(key=lambda p: float(p.x) if numeric else lb.shown_value(p.x))
-    panel = Panel(title="line = mean Δ over seeds, band = 95% t interval", xlabel=xlabel,
+    panel = Panel(title=REGIME_BAND, xlabel=xlabel,
                   ylabel=f"Δ val loss vs {board.baseline}",
                   lines=[lines[k] for k in sorted(lines)],
                   levels=[Level(f"{board.baseline} (baseline): Δ = 0", 0.0)],
@@ -467,7 +470,7 @@ def sensitivity_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[Sum
     return [SummaryFigure(
         stem="sensitivity", title="final val loss against each swept regularizer parameter",
         heading=(f"{board.spec_name}: final val loss against each swept regularizer parameter\n"
-                 f"line = mean over seeds, band = min–max over seeds{baseline}"),
+                 f"{BAND}{baseline}"),
         panels=panels)]
 
 
@@ -567,7 +570,7 @@ def write_plots(store: Store, spec_name: str, directory: Path, board: lb.Leaderb
     spec = store.spec_info(spec_name)["spec"]
     for summary in regime_figures(board, spec) + sensitivity_figures(board, spec):
         figure = summary_figure(summary)
-        written.append(PlotFile(save(figure, inside(directory, f"{summary.stem}.png")), summary.title))
+        written.append(PlotFile(save(figure, inside(directory, f"{summary.stem}.png")), summary.title, band=summary.band))
     used: set[str] = {p.path.name for p in written}
     for row in board.rows:
         prefix = f"{slug(row.dataset)}-{slug(row.model)}-" if several else ""

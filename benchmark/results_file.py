@@ -116,8 +116,10 @@ def export_lines(store: Store, spec_name: str | None = None, registry: Registry 
     lines = [dumps({"format": FORMAT, "version": VERSION, "regsuite": __version__})]
     for name in names:
         info = store.spec_info(name)
+        # The spec keeps its own key order (that of the stored spec), so that an imported store
+        # shows it as the original does.
         lines.append(dumps({"kind": "spec", "name": name, "baseline": info["baseline"],
-                            "spec": paths.spec(registry, info["spec"], f"spec {name!r}")}))
+                            "spec": paths.spec(registry, info["spec"], f"spec {name!r}")}, sort_keys=False))
     for run_id in sorted(order, key=order.__getitem__):
         run = done[run_id]
         lines.append(dumps({
@@ -131,8 +133,8 @@ def export_lines(store: Store, spec_name: str | None = None, registry: Registry 
     return lines, Exported(Path(), names, len(order), unfinished)
 
 
-def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(finite(record), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def dumps(record: dict[str, Any], sort_keys: bool = True) -> str:
+    return json.dumps(finite(record), sort_keys=sort_keys, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def finite(value: Any) -> Any:

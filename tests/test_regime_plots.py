@@ -152,6 +152,8 @@ def test_the_regime_figure_is_written_with_the_other_summary_figures(regime_stor
     assert len(overviews) == 3 and names.index("regime.png") == len(overviews)  # after the overviews, before rows
     regime = files[names.index("regime.png")]
     assert regime.row is None and "Δ val loss against 'none' by training-set size" in regime.title
+    assert regime.band == "line = mean Δ over seeds, band = 95% t interval"  # the export says so below it
+    assert {f.band for f in files if f is not regime} == {plots.BAND}
     assert (folder / "regime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "regime.png" in json.loads((folder / plots.MANIFEST).read_text())["files"]
 

@@ -95,6 +95,7 @@ def test_round_trip_is_idempotent_and_byte_identical_and_run_trains_nothing(orig
     assert "imported 4, already there 0, skipped 0" in first.stdout
     assert leaderboard_json(fresh) == leaderboard_json(origin)
     with Store(origin, create=False) as a, Store(fresh, create=False) as b:
+        assert json.dumps(a.spec_info("tiny")["spec"]) == json.dumps(b.spec_info("tiny")["spec"])  # key order too
         for (label_a, ref_a, run_a), (label_b, ref_b, run_b) in zip(a.spec_rows("tiny"), b.spec_rows("tiny"), strict=True):
             assert (label_a, ref_a, run_a.run_id, run_a.config, run_a.summary) == (label_b, ref_b, run_b.run_id, run_b.config, run_b.summary)
             assert a.epochs(run_a.run_id) == b.epochs(run_b.run_id)
