@@ -79,6 +79,15 @@ class TrainingConfig(Strict):
         "fp32", json_schema_extra=KEYED_UNLESS_DEFAULT,
         description="fp32; bf16 autocast (CPU or GPU); tf32 matmuls and convolutions (GPUs). Losses stay fp32",
     )
+    channels_last: bool = Field(
+        False, json_schema_extra=KEYED_UNLESS_DEFAULT,
+        description="channels_last memory format for the model and its 4-D inputs (convolutional models)",
+    )
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        False, json_schema_extra=KEYED_UNLESS_DEFAULT,
+        description='torch.compile the model with inductor: true (= "default") or a mode ("reduce-overhead": '
+                    'CUDA graphs, for small models on a GPU); the first epoch pays the compile',
+    )
 
 
 RAY_ONLY = ("address", "num_gpus", "num_cpus")

@@ -64,6 +64,13 @@ class TrainState:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: bool = False  # a regularizer ended training early (early stopping)
+    # What the batches go through: the model, or its torch.compile wrapper (training.compile),
+    # which shares its parameters. Not checkpointed: the model's state is all there is.
+    forward: nn.Module | None = None
+
+    @property
+    def net(self) -> nn.Module:
+        return self.forward if self.forward is not None else self.model
 
 
 def instantiate(registry: Registry, kind: str, ref: dict[str, Any]) -> Any:
@@ -95,14 +102,13 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        # Deterministic mode also fills every new tensor with NaN, a debugging aid that costs
-        # one memory pass (a kernel, on a GPU) per allocation; nothing here reads memory it
-        # did not write.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    # Set both ways: runs trained one after another in one process must not inherit a setting.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # Deterministic mode also fills every new tensor with NaN, a debugging aid that costs one
+    # memory pass (a kernel, on a GPU) per allocation; nothing here reads memory it did not write.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic  # autotuned convolutions: fastest, not reproducible
 
 
 def set_precision(precision: str, device: torch.device) -> None:
@@ -113,6 +119,22 @@ def set_precision(precision: str, device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+def compiled(model: nn.Module, setting: bool | str) -> nn.Module | None:
+    """The model's torch.compile wrapper (training.compile), or None to call the model itself."""
+    if setting is False:
+        return None
+    return torch.compile(model, mode=None if setting in (True, "default") else setting)
+
+
+def in_layout(inputs: Tensor, channels_last: bool) -> Tensor:
+    if not channels_last:
+        return inputs
+    if inputs.dim() != 4:
+        raise RegsuiteError(f"training.channels_last applies to image models (4-D inputs); this model gets "
+                            f"{inputs.dim()}-D inputs", hint="remove training.channels_last for this model")
+    return inputs.contiguous(memory_format=torch.channels_last)
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -199,6 +221,8 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
     for reg in ctx.regularizers:
         model = reg.configure_model(model)
     model = model.to(ctx.device)
+    if training.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
     groups: list[dict] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     for reg in ctx.regularizers:
         groups = reg.param_groups(model, groups)
@@ -210,6 +234,7 @@ def prepare(ctx: RunContext) -> tuple[api.Data, TrainState, api.LossFn]:
         optimizer=make_optimizer(training, groups),
         order_generator=torch.Generator().manual_seed(seed),
         batch_generator=torch.Generator(device=ctx.device).manual_seed(seed + 2),
+        forward=compiled(model, training.get("compile", False)),
     )
     return data, state, loss_fn
 
@@ -219,6 +244,7 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
     model, optimizer, task = state.model, state.optimizer, ctx.task
     batch_size = ctx.config["training"]["batch_size"]
     precision = ctx.config["training"].get("precision", "fp32")
+    channels_last = ctx.config["training"].get("channels_last", False)
     train = data.train
     order = torch.randperm(len(train), generator=state.order_generator).to(ctx.device)
     model.train()
@@ -233,7 +259,7 @@ def train_epoch(ctx: RunContext, data: api.Data, state: TrainState, loss_fn: api
         for reg in ctx.regularizers:
             batch = reg.transform_batch(batch, state.batch_generator)
         with autocast(precision, ctx.device):
-            outputs = model(batch.inputs)
+            outputs = state.net(in_layout(batch.inputs, channels_last))
         outputs = outputs.float()  # losses and metrics in fp32 whatever the precision
         data_loss = loss_fn(outputs, batch)
         objective = data_loss
@@ -289,11 +315,12 @@ def evaluate(ctx: RunContext, split: api.Split, model: nn.Module, prefix: str) -
     model.eval()
     size = ctx.config["training"]["eval_batch_size"] or 4 * ctx.config["training"]["batch_size"]
     precision = ctx.config["training"].get("precision", "fp32")
+    channels_last = ctx.config["training"].get("channels_last", False)
     sums: dict[str, list[Tensor]] = {}
     for start in range(0, len(split), size):
         batch = ctx.task.prepare_batch(split.inputs[start : start + size], split.targets[start : start + size])
         with autocast(precision, ctx.device):
-            outputs = model(batch.inputs)
+            outputs = model(in_layout(batch.inputs, channels_last))
         accumulate(sums, ctx.task.measure(outputs.float(), batch))
     return {f"{prefix}_{key}": value for key, value in averages(sums).items()}
 
@@ -342,9 +369,9 @@ def run_training(
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_penalty")):
             raise NonFiniteLoss(non_finite_message(metrics, state.epoch, penalizing(ctx.regularizers)),
                                 hint="lower the learning rate or the regularizer's strength")
-        metrics.update(evaluate(ctx, data.val, state.model, "val"))
+        metrics.update(evaluate(ctx, data.val, state.net, "val"))
         if ctx.selection is not None:
-            metrics.update(evaluate(ctx, ctx.selection, state.model, "sel"))
+            metrics.update(evaluate(ctx, ctx.selection, state.net, "sel"))
         metrics["epoch_time"] = time.perf_counter() - epoch_start
         metrics["train_samples_per_s"] = len(data.train) / max(fitting_seconds / epochs_here, 1e-9)
         state.history.append({"epoch": state.epoch, **metrics})
@@ -353,7 +380,7 @@ def run_training(
         state.stopped = any([reg.after_epoch(state.epoch, metrics) for reg in ctx.regularizers])
         if on_epoch is not None:
             on_epoch(state, metrics)
-    test = evaluate(ctx, data.test, state.model, "test") if data.test is not None else {}
+    test = evaluate(ctx, data.test, state.net, "test") if data.test is not None else {}
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     summary["train_size"] = ctx.train_size
