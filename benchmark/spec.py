@@ -108,6 +108,8 @@ class ExecutionConfig(Strict):
     threads: int | None = Field(None, ge=1, description="local: torch threads per run (default: cores // runs at once)")
     timeout: float | None = Field(None, gt=0, description="seconds one run attempt may take before it is killed and recorded as failed")
     keep_checkpoints: bool = Field(False, description="keep the per-epoch checkpoint of finished runs")
+    reuse_workers: bool = Field(True, description="local: a worker process trains its lane's runs one after another "
+                                "(false: a fresh process per run); a run that fails always ends its worker")
     address: str | None = Field(None, description='ray: cluster address ("auto", "host:6379"); default: start a local Ray instance')
     num_gpus: float | None = Field(None, ge=0, description="ray: GPUs per run, fractional allowed (default: 1 if the cluster has GPUs, else 0)")
     num_cpus: float | None = Field(None, gt=0, description="ray: CPUs per run (default 1)")

@@ -384,6 +384,7 @@ def run_training(
     summary = summarize(state.history, test, data.info, time.perf_counter() - started)
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     summary["train_size"] = ctx.train_size
+    summary["train_images_per_epoch"] = len(data.train)  # after the regularizers' dataset transforms
     if ctx.selection is not None:
         summary["selection_size"] = len(ctx.selection)
     return summary

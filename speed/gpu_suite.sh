@@ -22,16 +22,12 @@ python3 -c "import torch, torchvision; print('torch', torch.__version__, torchvi
 step "augmentation: CPU (albumentations) and GPU (torch) paths draw from the same distributions"
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_augmentation.py 2>&1 | tail -4
 
-step "training speed: regsuite loop vs plain loop (custom_cnn, batch 128, Adam)"
-timeout 150 python3 speed/train_speed.py --device cuda --images 25600 --repeats 5 --json "$OUT/train_speed.json" 2>&1 | tail -22
-
-step "paper.toml, 25 epochs, 3 seeds, 10 classes of the mini archive, 4 runs on the GPU at once"
-timeout 200 python3 -m regsuite.cli run specs/paper.toml --set dataset.root="$MINI" --set dataset.classes=10 \
-  --set 'seeds=[0,1,2]' --results /tmp/res-paper --runs-per-gpu 4 --no-plots 2>&1 | tail -40
-cp /tmp/res-paper/regsuite.db "$OUT/paper.db"
-
-step "runs per GPU: throughput of 1, 2, 4 concurrent processes"
-timeout 120 python3 speed/gpu_runs_per_gpu.py --seconds 5 --runs 1 2 4 2>&1 | tail -20
+step "the fast path: loop ratios, per-run fixed cost, runs per GPU, the whole paper table, GPU vs CPU curves"
+PAPER25=$PWD/.gpu/data/tiny-imagenet-200-paper25.zip
+[ -f "$PAPER25" ] || PAPER25=$MINI
+timeout 420 python3 speed/fast_path.py --device cuda --archive "$PAPER25" --paper --agreement \
+  --paper-results /tmp/res-paper --json "$OUT/fast_path.json" 2>&1 | tail -60
+python3 -m regsuite.cli results export paper --results /tmp/res-paper --out "$OUT/paper.runs.jsonl" 2>&1 | tail -2
 
 step "efficientnet.toml, 8 epochs, 1 seed, 224×224 inputs, 10 classes"
 timeout 170 python3 -m regsuite.cli run specs/efficientnet.toml --set dataset.root="$MINI" --set dataset.classes=10 \

@@ -16,6 +16,9 @@ One run times, on the same synthetic uint8 data (N×3×64×64, 25 classes), mode
                   its first (warm-up) epoch holds the compile, reported apart from the steady img/s
   regsuite-bf16   (optional) regsuite's loop with ``training.precision = "bf16"`` (autocast)
   regsuite-stride1 (optional) regsuite's loop, custom CNN with conv1 stride 1 (the cost of stride 1)
+  regsuite-cl / regsuite-compile / regsuite-tf32 (optional) regsuite's loop with
+                  ``training.channels_last``, ``training.compile`` or ``training.precision = "tf32"``
+                  (tf32: GPUs only)
 
 and prints images/s (median and best of the repeats) and the ratios the issue asks for:
 
@@ -85,7 +88,8 @@ from regsuite.train import PROGRESS_EVERY, Reporter, RunContext, instantiate, pr
 
 CLASSES = 25
 CONFIGS = ("plain-nnlrn", "regsuite", "regsuite-nnlrn", "regsuite-aug")
-OPTIONAL = ("plain-fast", "plain-fast-cl", "plain-fast-bf16", "plain-fast-compile", "regsuite-bf16", "regsuite-stride1")
+OPTIONAL = ("plain-fast", "plain-fast-cl", "plain-fast-bf16", "plain-fast-compile", "regsuite-bf16", "regsuite-stride1",
+            "regsuite-cl", "regsuite-compile", "regsuite-tf32")
 SLOW = ("plain-fast-bf16", "regsuite-bf16")  # bf16 convolutions on a CPU without AVX-512/AMX: ~20× slower
 EPOCH_IMAGES = 12_500  # one epoch of the paper grid: 25 Tiny ImageNet classes × 500 training images
 RATIOS = (
@@ -94,6 +98,9 @@ RATIOS = (
     ("regsuite-aug", "regsuite", 0.90, "online augmentation / none"),
     ("regsuite-stride1", "regsuite", 0.0, "conv1 stride 1 / stride 4 (for information)"),
     ("regsuite-bf16", "regsuite", 0.0, "bf16 autocast / fp32, regsuite loop"),
+    ("regsuite-tf32", "regsuite", 0.0, "training.precision tf32 / fp32, regsuite loop (GPUs)"),
+    ("regsuite-cl", "regsuite", 0.0, "training.channels_last / contiguous, regsuite loop"),
+    ("regsuite-compile", "regsuite", 0.0, "training.compile / eager, regsuite loop (steady epochs)"),
     ("plain-fast-bf16", "plain-fast", 0.0, "bf16 autocast / fp32, plain loop"),
     ("plain-fast-cl", "plain-fast", 0.0, "channels_last / contiguous, plain loop"),
     ("plain-fast-compile", "plain-fast", 0.0, "torch.compile / eager, plain loop, steady state (after the compile)"),
@@ -127,7 +134,7 @@ def training_config(args: argparse.Namespace, precision: str = "fp32") -> dict:
 def set_global_flags(deterministic: bool) -> None:
     """Each loop runs under its own global flags: regsuite's (from its config), or torch's defaults."""
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = not deterministic  # as regsuite's runs: autotuned when not deterministic
     torch.backends.cudnn.deterministic = deterministic
 
 
@@ -181,14 +188,14 @@ class RegsuiteLoop:
     """regsuite's training path: the registered plugins in a RunContext, prepare(), train_epoch()."""
 
     def __init__(self, dataset: SyntheticImages, lrn: str, regularizers: list[dict], args: argparse.Namespace,
-                 device: torch.device, conv1_stride: int = 4, precision: str = "fp32"):
+                 device: torch.device, conv1_stride: int = 4, precision: str = "fp32", **settings):
         registry = get_registry()
         config = {
             "task": {"name": "image_classification", "params": {}},
             "dataset": {"name": SyntheticImages.name, "params": {}},
             "model": {"name": "custom_cnn", "params": {"lrn": lrn, "conv1_stride": conv1_stride}},
             "regularizers": regularizers,
-            "training": training_config(args, precision),
+            "training": {**training_config(args, precision), **settings},
             "seed": 0,
         }
         self.ctx = RunContext(
@@ -230,6 +237,12 @@ def build(name: str, dataset: SyntheticImages, args: argparse.Namespace, device:
         return RegsuiteLoop(dataset, "torch", [], args, device)
     if name == "regsuite-aug":
         return RegsuiteLoop(dataset, "fast", AUGMENTATION, args, device)
+    if name == "regsuite-tf32":
+        return RegsuiteLoop(dataset, "fast", [], args, device, precision="tf32")
+    if name == "regsuite-cl":
+        return RegsuiteLoop(dataset, "fast", [], args, device, channels_last=True)
+    if name == "regsuite-compile":
+        return RegsuiteLoop(dataset, "fast", [], args, device, compile=True)
     if name == "regsuite-stride1":
         return RegsuiteLoop(dataset, "fast", [], args, device, conv1_stride=1)
     raise ValueError(name)
@@ -329,11 +342,19 @@ def thread_check(args: argparse.Namespace) -> dict:
     return found
 
 
+COMPILED = {"plain-fast-compile": "plain-fast", "regsuite-compile": "regsuite"}  # compiled → eager
+
+
 def report_compile(wall: dict[str, list[float]], warmup_s: dict[str, list[float]], args: argparse.Namespace) -> dict:
+    return {name: found for name, base in COMPILED.items()
+            if (found := report_one_compile(name, base, wall, warmup_s, args))}
+
+
+def report_one_compile(name: str, base: str, wall: dict[str, list[float]], warmup_s: dict[str, list[float]],
+                       args: argparse.Namespace) -> dict:
     """The compile's cost (its first epoch less a steady epoch, less the same difference for
     eager) and the run length at which the faster steady state pays it back: by the per-round
     ratio (the one that counts, as in report()) and by the ratio of medians."""
-    name, base = "plain-fast-compile", "plain-fast"
     if name not in wall or base not in wall or not warmup_s[name]:
         return {}
     steady, eager = statistics.median(wall[name]), statistics.median(wall[base])
@@ -351,7 +372,7 @@ def report_compile(wall: dict[str, list[float]], warmup_s: dict[str, list[float]
         return f"after {epochs:.1f} epochs" if epochs is not None else "never (not faster)"
 
     by_paired, by_medians = payback(paired), payback(steady / eager)
-    print(f"\n  torch.compile: first epoch {warmup_s[name][0]:.1f} s, of which compile ≈ {compile_s:.1f} s "
+    print(f"\n  {name}: first epoch {warmup_s[name][0]:.1f} s, of which compile ≈ {compile_s:.1f} s "
           f"(inductor cache dir {os.environ.get('TORCHINDUCTOR_CACHE_DIR', 'default')}); steady {steady:.1f} vs "
           f"eager {eager:.1f} img/s (per-round ratio {paired:.3f}); an eager epoch of {EPOCH_IMAGES:,} images "
           f"takes {eager_epoch:.0f} s; the compile pays back {said(by_paired)} by the per-round ratio, "
@@ -465,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if "plain-fast-compile" in args.configs and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    if set(COMPILED) & set(args.configs) and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         # a cold compile, as the first run on a machine sees it (later runs reuse the cache on disk)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="train_speed_inductor_")
         atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)

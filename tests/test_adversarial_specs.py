@@ -377,7 +377,7 @@ def executor_for(results: Path, timeout: float):
     store = Store(results)
     run = PlannedRun("0123456789abcdef", "none", {"dataset": {"name": "digits"}, "model": {"name": "small_cnn"}, "seed": 0})
     executor = LocalExecutor(Plan(None, [run]), store, None, [Lane(0, None, 1)], ExecutionConfig(timeout=timeout), False)
-    active = Active(run, Lane(0, None, 1), None, -1, None, 0.0, results / "logs" / "x.log", 0, timed_out=True)
+    active = Active(run, Lane(0, None, 1), None, None, 0.0, results / "logs" / "x.log", 0, timed_out=True)
     return executor, active, store
 
 

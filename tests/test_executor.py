@@ -118,6 +118,29 @@ def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path, site):
     assert "no epoch finished, so there is no checkpoint" in run["error"] and "checkpoint is kept" not in run["error"]
 
 
+# ---------------------------------------------------------------------------- worker reuse
+
+
+def test_a_lane_reuses_its_worker_and_its_runs_compute_what_fresh_processes_do(tmp_path):
+    spec = write_spec(tmp_path / "reuse.toml", {"dropout": '[{ name = "dropout", p = 0.25 }]'}, seeds="[0, 1]", epochs=1)
+    found = {}
+    for mode, extra in (("reused", ()), ("fresh", ("--set", "execution.reuse_workers=false"))):
+        results = tmp_path / mode
+        result = run_cli("run", str(spec), "--results", str(results), "--workers", "1", *extra, env=cli_env(), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        runs = runs_by_label(results)
+        pids = {label: re.findall(r"worker pid (\d+)", (results / "logs" / f"{r['run_id']}.log").read_text())
+                for label, r in runs.items()}
+        found[mode] = runs, pids
+    (reused, reused_pids), (fresh, fresh_pids) = found["reused"], found["fresh"]
+    assert len({pid for pids in reused_pids.values() for pid in pids}) == 1  # one worker trained both
+    assert len({pid for pids in fresh_pids.values() for pid in pids}) == 2
+    timing = {"epoch_time", "train_samples_per_s"}
+    for label, run in reused.items():
+        assert [{k: v for k, v in e.items() if k not in timing} for e in run["epochs"]] == \
+               [{k: v for k, v in e.items() if k not in timing} for e in fresh[label]["epochs"]], label
+
+
 # ---------------------------------------------------------------------------- concurrency
 
 

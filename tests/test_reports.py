@@ -44,6 +44,9 @@ hidden = 16
 epochs = 2
 batch_size = 32
 
+[execution]
+workers = 0           # in this process: these tests are about reports, not executors
+
 [[sets]]
 label = "none"
 regularizers = []

@@ -240,6 +240,8 @@ hidden_size = 8
 [training]
 epochs = 1
 batch_size = 8
+[execution]
+workers = 0
 [[sets]]
 label = "none"
 [[sets]]

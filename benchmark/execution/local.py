@@ -5,12 +5,15 @@ value; ``runs_per_gpu`` lanes share one) and a number of torch threads. Lanes = 
 × ``runs_per_gpu`` (``workers`` overrides the count), or ``workers`` CPU lanes that share the
 cores. (A model's *slots* are something else: the places in a network where regularizers act.)
 
-Each run trains in a fresh ``python -m regsuite.execution.worker`` process (see
-:mod:`regsuite.execution.worker`) that this process has claimed the run for. Results travel through
-the results store (SQLite transactions), progress through a pipe (JSON lines), and the
-worker's stdout/stderr go to ``<results>/logs/<run_id>.log``. A worker that dies (an
-exception, a NaN loss, out of memory, a signal, the timeout) costs only its own run, which
-is recorded as failed with the reason and the last lines of that log; the grid goes on.
+Each run trains in a ``python -m regsuite.execution.worker --serve`` process (see
+:mod:`regsuite.execution.worker`) of its lane, after this process has claimed the run. A
+lane's worker trains its runs one after another (``reuse_workers``, the default), so that
+short runs do not each pay for a new interpreter, torch and the plugins; a run that does not
+finish ends its worker, and the lane's next run gets a fresh one. Results travel through the
+results store (SQLite transactions), progress through a pipe (JSON lines), and the worker's
+stdout/stderr go to ``<results>/logs/<run_id>.log``. A worker that dies (an exception, a NaN
+loss, out of memory, a signal, the timeout) costs only its own run, which is recorded as
+failed with the reason and the last lines of that log; the grid goes on.
 Not ``concurrent.futures.ProcessPoolExecutor``: there one dying worker breaks every pending
 future.
 
@@ -32,7 +35,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -114,18 +117,32 @@ def worker_interpreter() -> list[str]:
 
 
 @dataclass
+class Worker:
+    """A worker process serving one lane: the runs it is sent go in on its stdin, their
+    progress comes back on its events pipe."""
+
+    process: subprocess.Popen
+    events: int  # read end of the progress pipe
+    active: Active | None = None  # the run it trains now
+    ended: bool = False  # that run sent "ended": it finished, and the worker waits for the next
+    buffer: bytes = b""
+    pipe_open: bool = True
+
+
+@dataclass
 class Active:
     run: PlannedRun
     lane: Lane
-    process: subprocess.Popen
-    events: int  # read end of the progress pipe
+    worker: Worker | None
     reporter: Any
     started: float
     log_path: Path
     log_offset: int
-    buffer: bytes = b""
     timed_out: bool = False
-    pipe_open: bool = field(default=True)
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.worker.process
 
 
 def run_plan_local(plan: Plan, store: Store, reporter: GridReporter, execution: ExecutionConfig,
@@ -145,7 +162,8 @@ class LocalExecutor:
         self.owner = worker_id()
         self.results = store.directory.resolve()
         self.selector = selectors.DefaultSelector()
-        self.active: dict[int, Active] = {}
+        self.active: dict[int, Active] = {}  # by lane index
+        self.workers: dict[int, Worker] = {}  # by lane index, busy or idle
         self.stop_requests = 0
         self.kill_deadline: float | None = None
         self.heartbeat = Heartbeat(store, self.owner)
@@ -170,6 +188,7 @@ class LocalExecutor:
                 self.enforce_timeouts()
                 self.handle_stop()
                 self.heartbeat.beat([a.run.run_id for a in self.active.values()])
+        self.dismiss_workers()
         self.selector.close()
         self.outcome.stopped = self.stop_requests > 0
         return self.outcome
@@ -182,9 +201,9 @@ class LocalExecutor:
 
     # ------------------------------------------------------------------ workers
 
-    def command(self, run: PlannedRun) -> list[str]:
-        cmd = [*worker_interpreter(), "--results", str(self.results), "--run-id", run.run_id,
-               "--owner", self.owner, "--parent-pid", str(os.getpid())]
+    def command(self) -> list[str]:
+        cmd = [*worker_interpreter(), "--serve", "--results", str(self.results), "--owner", self.owner,
+               "--parent-pid", str(os.getpid())]
         return cmd + (["--keep-checkpoints"] if self.execution.keep_checkpoints else [])
 
     def environment(self, lane: Lane) -> dict[str, str]:
@@ -197,31 +216,82 @@ class LocalExecutor:
     def launch(self, run: PlannedRun, lane: Lane) -> None:
         log_path = self.results / "logs" / f"{run.run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        read_fd, write_fd = os.pipe()
         with open(log_path, "ab") as log:
             offset = log.tell()
-            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {run.describe()} on {lane.describe()}, "
-                      f"claimed by {self.owner}\n".encode())
-            log.flush()
+            order = (json.dumps({"run_id": run.run_id, "log": str(log_path)}) + "\n").encode()
             try:
-                process = subprocess.Popen(
-                    self.command(run) + ["--events-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=self.environment(lane),
-                    start_new_session=True,  # Ctrl-C reaches only us; we decide what the workers do
-                )
+                worker = self.worker_for(lane, log)
+                log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {run.describe()} on {lane.describe()}, "
+                          f"worker pid {worker.process.pid}, claimed by {self.owner}\n".encode())
+                log.flush()
+                try:
+                    worker.process.stdin.write(order)
+                    worker.process.stdin.flush()
+                except OSError:  # it died while idle (the out-of-memory killer, say): a fresh one
+                    self.retire(lane.index)
+                    worker = self.worker_for(lane, log)
+                    worker.process.stdin.write(order)
+                    worker.process.stdin.flush()
             except OSError as exc:
-                os.close(read_fd)
+                self.retire(lane.index)
                 reason = f"could not start a worker process: {exc}"
                 self.store.fail(run.run_id, reason, owner=self.owner)
                 record_result(self.outcome, self.reporter, run, "failed", reason, lane.index)
                 return
-            finally:
-                os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        active = Active(run, lane, process, read_fd, self.reporter.run_started(run, lane.index),
-                        time.monotonic(), log_path, offset)
-        self.selector.register(read_fd, selectors.EVENT_READ, active)
+        active = Active(run, lane, worker, self.reporter.run_started(run, lane.index), time.monotonic(), log_path, offset)
+        worker.active, worker.ended = active, False
         self.active[lane.index] = active
+
+    def worker_for(self, lane: Lane, log: Any) -> Worker:
+        """The lane's worker: the one that trained its last run, if it is still there; else a new one
+        (its start-up output goes to ``log``, the first run's log)."""
+        worker = self.workers.get(lane.index)
+        if worker is not None and worker.process.poll() is None:
+            return worker
+        self.retire(lane.index)
+        read_fd, write_fd = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [*self.command(), "--events-fd", str(write_fd)], stdin=subprocess.PIPE, stdout=log,
+                stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=self.environment(lane),
+                start_new_session=True,  # Ctrl-C reaches only us; we decide what the workers do
+            )
+        except OSError:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        worker = Worker(process, read_fd)
+        self.selector.register(read_fd, selectors.EVENT_READ, worker)
+        self.workers[lane.index] = worker
+        return worker
+
+    def retire(self, index: int) -> None:
+        """Forget the lane's worker (it has exited, or is told to by the end of its stdin)."""
+        worker = self.workers.pop(index, None)
+        if worker is None:
+            return
+        if worker.pipe_open:
+            self.selector.unregister(worker.events)
+            os.close(worker.events)
+            worker.pipe_open = False
+        try:
+            worker.process.stdin.close()
+        except OSError:
+            pass
+
+    def dismiss_workers(self) -> None:
+        """The grid is done: idle workers see the end of their stdin and exit."""
+        workers = list(self.workers.values())
+        for index in list(self.workers):
+            self.retire(index)
+        for worker in workers:
+            try:
+                worker.process.wait(timeout=GRACE)
+            except subprocess.TimeoutExpired:
+                signal_group(worker.process, signal.SIGKILL)
+                worker.process.wait()
 
     def read_events(self, timeout: float) -> None:
         if not self.selector.get_map():
@@ -230,35 +300,45 @@ class LocalExecutor:
         for key, _ in self.selector.select(timeout):
             self.drain(key.data)
 
-    def drain(self, active: Active) -> None:
-        """Read what the worker sent; replay it on its progress reporter."""
-        while active.pipe_open:
+    def drain(self, worker: Worker) -> None:
+        """Read what the worker sent; replay it on its run's progress reporter."""
+        while worker.pipe_open:
             try:
-                chunk = os.read(active.events, 65536)
+                chunk = os.read(worker.events, 65536)
             except BlockingIOError:
                 return
             if not chunk:
-                self.selector.unregister(active.events)
-                os.close(active.events)
-                active.pipe_open = False
+                self.selector.unregister(worker.events)
+                os.close(worker.events)
+                worker.pipe_open = False
                 return
-            *lines, active.buffer = (active.buffer + chunk).split(b"\n")
+            *lines, worker.buffer = (worker.buffer + chunk).split(b"\n")
             for line in lines:
                 try:
-                    replay(json.loads(line), active.reporter)
-                except (ValueError, KeyError, TypeError):
+                    event = json.loads(line)
+                    if event.get("event") == "ended":
+                        worker.ended = True
+                    elif worker.active is not None:
+                        replay(event, worker.active.reporter)
+                except (ValueError, KeyError, TypeError, AttributeError):
                     pass  # a damaged progress line costs only the display
 
     def reap(self) -> list[Lane]:
         freed = []
         for index, active in list(self.active.items()):
-            code = active.process.poll()
-            if code is None:
-                continue
-            self.drain(active)
-            if active.pipe_open:  # the worker is gone; nothing more can come
-                self.selector.unregister(active.events)
-                os.close(active.events)
+            worker = active.worker
+            if not worker.ended:
+                code = worker.process.poll()
+                if code is None:
+                    continue
+                self.drain(worker)  # the worker is gone; what it sent last may say the run ended
+            if worker.ended:
+                code = 0
+                worker.active, worker.ended = None, False
+                if not self.execution.reuse_workers or self.stop_requests:
+                    self.retire(index)
+            else:
+                self.retire(index)
             del self.active[index]
             status, error = self.settle(active, code)
             record_result(self.outcome, self.reporter, active.run, status, error, index)
@@ -334,11 +414,11 @@ class LocalExecutor:
             return
         if self.kill_deadline is None:
             self.kill_deadline = time.monotonic() + GRACE
-            for active in self.active.values():
-                signal_group(active.process, signal.SIGTERM)
+            for worker in self.workers.values():  # idle ones too: they exit
+                signal_group(worker.process, signal.SIGTERM)
         elif self.stop_requests > 1 or time.monotonic() > self.kill_deadline:
-            for active in self.active.values():
-                signal_group(active.process, signal.SIGKILL)
+            for worker in self.workers.values():
+                signal_group(worker.process, signal.SIGKILL)
 
     @contextmanager
     def stop_on_signals(self) -> Iterator[None]:

@@ -1,11 +1,18 @@
 """The worker process of the local executor: ``python -m regsuite.execution.worker``.
 
-The local executor (:mod:`regsuite.execution.local`) claims a run, then starts this module in
-a fresh process for it. The worker ties its life to its parent's, reads the run's resolved
-config from the store by run id, and trains it with :func:`regsuite.execution.run.execute_run`
-(results go into the store under the parent's claim). Progress goes back to the parent as
-JSON lines on a pipe (:class:`PipeReporter`, replayed there by :func:`replay`); the exit code
-says how the run ended (:data:`EXIT_CODES`).
+The local executor (:mod:`regsuite.execution.local`) claims a run, then gives it to a worker
+process. The worker ties its life to its parent's, reads the run's resolved config from the
+store by run id, and trains it with :func:`regsuite.execution.run.execute_run` (results go
+into the store under the parent's claim). Progress goes back to the parent as JSON lines on a
+pipe (:class:`PipeReporter`, replayed there by :func:`replay`).
+
+``--run-id`` trains one run; the exit code says how it ended (:data:`EXIT_CODES`). ``--serve``
+trains the runs the parent sends, one JSON line ``{"run_id": ..., "log": ...}`` each on stdin,
+with its output going to that run's log: a run that finishes sends ``ended`` on the pipe and
+the worker waits for the next one, so that a grid of short runs pays for starting Python,
+importing torch and the plugins once per lane rather than once per run. A run that ends any
+other way (failed, interrupted, lost) ends the worker as ``--run-id`` does, with its exit
+code: the parent then starts a fresh one, so that nothing of a failed run can reach the next.
 """
 from __future__ import annotations
 
@@ -112,7 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m regsuite.execution.worker",
                                      description="Train one claimed run of a results store.")
     parser.add_argument("--results", type=Path, required=True, help="folder of the results store")
-    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--run-id", help="train this run, then exit")
+    parser.add_argument("--serve", action="store_true", help="train the runs given on stdin, one JSON line each")
     parser.add_argument("--owner", required=True, help="the claim this run is trained under (the parent's store.worker_id(): host:pid:pid-namespace:token)")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process dies")
     parser.add_argument("--events-fd", type=int, default=-1, help="write progress as JSON lines to this fd")
@@ -122,28 +130,70 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if (args.run_id is None) == (not args.serve):
+        print("regsuite worker: give --run-id or --serve", file=sys.stderr)
+        return EXIT_CODES["failed"]
     if args.parent_pid is not None:
         die_with_parent(args.parent_pid)
     interrupt_on_sigterm()
     use_threads_from_env()
     # Heavy (torch, the plugins): imported only now, when the worker dies with its parent and a
     # signal interrupts the run, so that a parent killed during these seconds leaves no orphan.
-    from regsuite.checkpoint import Checkpoints
-    from regsuite.execution.run import StoreSink, execute_run
     from regsuite.store import Store
-    from regsuite.train import Reporter
 
     with Store(args.results, create=False) as store:
-        record = store.get_run(args.run_id)
-        if record is None:
-            print(f"regsuite worker: no run {args.run_id} in {store.path}", file=sys.stderr)
-            return EXIT_CODES["failed"]
-        reporter = PipeReporter(args.events_fd) if args.events_fd >= 0 else Reporter()
-        result = execute_run(
-            args.run_id, record.config, StoreSink(store, args.run_id, args.owner),
-            Checkpoints(args.results / "checkpoints"), reporter, args.keep_checkpoints,
-        )
+        if not args.serve:
+            return train(store, args.run_id, args)
+        try:
+            for line in sys.stdin:
+                order = json.loads(line)
+                redirect_output(order["log"])
+                status = train(store, order["run_id"], args)
+                if status != EXIT_CODES["done"]:
+                    return status
+                PipeReporter(args.events_fd).send(event="ended", run_id=order["run_id"])
+        except KeyboardInterrupt:  # stopped while waiting for a run: nothing to record
+            return EXIT_CODES["interrupted"]
+    return EXIT_CODES["done"]
+
+
+def train(store: Any, run_id: str, args: argparse.Namespace) -> int:
+    from regsuite.checkpoint import Checkpoints
+    from regsuite.execution.run import StoreSink, execute_run
+    from regsuite.train import Reporter
+
+    record = store.get_run(run_id)
+    if record is None:
+        print(f"regsuite worker: no run {run_id} in {store.path}", file=sys.stderr)
+        return EXIT_CODES["failed"]
+    reporter = PipeReporter(args.events_fd) if args.events_fd >= 0 else Reporter()
+    result = execute_run(run_id, record.config, StoreSink(store, run_id, args.owner),
+                         Checkpoints(args.results / "checkpoints"), reporter, args.keep_checkpoints)
+    release_device_memory()
     return EXIT_CODES[result.status]
+
+
+def redirect_output(log: str) -> None:
+    """This process's stdout and stderr (file descriptors 1 and 2, so the output of native code
+    too) appended to ``log`` from now on."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def release_device_memory() -> None:
+    """The finished run's cached GPU blocks go back, so that the next run of this worker (or
+    another process on the GPU) finds the memory free."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
