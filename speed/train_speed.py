@@ -94,6 +94,7 @@ SLOW = ("plain-fast-bf16", "regsuite-bf16")  # bf16 convolutions on a CPU withou
 EPOCH_IMAGES = 12_500  # one epoch of the paper grid: 25 Tiny ImageNet classes × 500 training images
 RATIOS = (
     ("regsuite-nnlrn", "plain-nnlrn", 0.95, "regsuite loop / plain loop, same model (nn.LocalResponseNorm)"),
+    ("regsuite", "plain-fast", 0.95, "regsuite loop / plain loop, same model (regsuite's fast LRN)"),
     ("regsuite", "plain-nnlrn", 1.30, "regsuite custom_cnn (fast LRN) / plain loop with nn.LocalResponseNorm"),
     ("regsuite-aug", "regsuite", 0.90, "online augmentation / none"),
     ("regsuite-stride1", "regsuite", 0.0, "conv1 stride 1 / stride 4 (for information)"),
