@@ -248,12 +248,13 @@ def collect_rows(store: Store, spec_name: str, spec: dict[str, Any]) -> tuple[di
     missing: list[str] = []
     statuses: Counter = Counter()
     entries = store.spec_rows(spec_name)
-    variants = {kind: plugin_variants([record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
+    filled = {kind: with_defaults(kind, [record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
+    variants = {kind: plugin_variants(refs) for kind, refs in filled.items()}
     trainings = plugin_variants([{"name": "training", "params": record.config["training"]} for _, _, record in entries])
     headers = swept_headers(spec)
     set_values = {s["label"]: s.get("swept", {}) for s in spec.get("sets", [])}
-    for label, reference, record in entries:
-        c = record.config
+    for index, (label, reference, record) in enumerate(entries):
+        c = {**record.config, "dataset": filled["dataset"][index], "model": filled["model"][index]}
         model = plugin_label(c["model"], variants["model"])
         setting = plugin_label({"name": "training", "params": c["training"]}, trainings)
         if setting != "training":  # several training settings: each pairs with its own baseline
@@ -326,6 +327,39 @@ def same_value(value: Any, wanted: str) -> bool:
         except ValueError:
             return False
     return shown_value(value) == wanted
+
+
+def with_defaults(kind: str, refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each plugin reference with the plugin's default for every parameter that another
+    reference to the same plugin sets. A stored config leaves out parameters added after its
+    run was planned (its run key must not change), and such a run has their default: without
+    it, it would be a variant of its own, labelled with nothing."""
+    keys: dict[str, set[str]] = {}
+    for ref in refs:
+        keys.setdefault(ref["name"], set()).update(ref.get("params", {}))
+    defaults: dict[str, dict[str, Any]] = {}
+    out = []
+    for ref in refs:
+        params = ref.get("params", {})
+        missing = keys[ref["name"]] - set(params)
+        if missing:
+            if ref["name"] not in defaults:
+                defaults[ref["name"]] = plugin_defaults(kind, ref["name"])
+            known = defaults[ref["name"]]
+            ref = {**ref, "params": {**{k: known[k] for k in sorted(missing) if k in known}, **params}}
+        out.append(ref)
+    return out
+
+
+def plugin_defaults(kind: str, name: str) -> dict[str, Any]:
+    """The defaults of a plugin's parameters (none for a plugin this installation lacks)."""
+    from regsuite.registry import get_registry
+
+    try:
+        fields = get_registry().cls(kind, name).Params.model_fields
+    except (RegsuiteError, KeyError, AttributeError):
+        return {}
+    return {key: f.get_default(call_default_factory=True) for key, f in fields.items() if not f.is_required()}
 
 
 def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

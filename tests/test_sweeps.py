@@ -123,3 +123,18 @@ def test_the_leaderboard_shows_swept_values_and_selects_a_slice(files, isolated_
     assert sorted(r["label"] for r in sliced) == ["l2 + dropout (weight=0.001)", "none"]
     wrong = runner.invoke(app, ["leaderboard", "tiny", "--where", "width=4"])
     assert wrong.exit_code == 2 and "'width' is not a swept value of this spec" in wrong.output
+
+
+def test_a_run_stored_without_a_later_parameter_is_labelled_with_its_default():
+    """A run planned before train_fraction existed keeps its key (no train_fraction in its
+    config); beside swept fractions it is the 1.0 variant, not an unlabelled one."""
+    from regsuite import leaderboard as lb
+
+    refs = [{"name": "digits", "params": {"train_limit": 60}},
+            {"name": "digits", "params": {"train_limit": 60, "train_fraction": 0.5}}]
+    filled = lb.with_defaults("dataset", refs)
+    assert filled[0]["params"] == {"train_limit": 60, "train_fraction": 1.0} and filled[1] == refs[1]
+    variants = lb.plugin_variants(filled)
+    assert [lb.plugin_label(r, variants) for r in filled] == ["digits (train_fraction=1.0)", "digits (train_fraction=0.5)"]
+    assert lb.with_defaults("dataset", [{"name": "not_installed", "params": {}}, {"name": "not_installed", "params": {"x": 1}}])[0] \
+        == {"name": "not_installed", "params": {}}
