@@ -248,15 +248,18 @@ def collect_rows(store: Store, spec_name: str, spec: dict[str, Any]) -> tuple[di
     missing: list[str] = []
     statuses: Counter = Counter()
     entries = store.spec_rows(spec_name)
-    filled = {kind: with_defaults(kind, [record.config[kind] for _, _, record in entries]) for kind in ("dataset", "model")}
-    variants = {kind: plugin_variants(refs) for kind, refs in filled.items()}
-    trainings = plugin_variants([{"name": "training", "params": record.config["training"]} for _, _, record in entries])
+    filled = {kind: with_defaults(kind, [record.config[kind] for _, _, record in entries], spec) for kind in ("dataset", "model")}
+    variants = {kind: plugin_variants(filled[kind]) for kind in ("dataset", "model")}
+    filled["training"] = with_defaults("training", [{"name": "training", "params": r.config["training"]} for _, _, r in entries],
+                                       spec)
+    trainings = plugin_variants(filled["training"])
     headers = swept_headers(spec)
     set_values = {s["label"]: s.get("swept", {}) for s in spec.get("sets", [])}
     for index, (label, reference, record) in enumerate(entries):
-        c = {**record.config, "dataset": filled["dataset"][index], "model": filled["model"][index]}
+        c = {**record.config, "dataset": filled["dataset"][index], "model": filled["model"][index],
+             "training": filled["training"][index]["params"]}
         model = plugin_label(c["model"], variants["model"])
-        setting = plugin_label({"name": "training", "params": c["training"]}, trainings)
+        setting = plugin_label(filled["training"][index], trainings)
         if setting != "training":  # several training settings: each pairs with its own baseline
             model += " " + setting.removeprefix("training ")
         key = (plugin_label(c["dataset"], variants["dataset"]), model, label)
@@ -329,37 +332,51 @@ def same_value(value: Any, wanted: str) -> bool:
     return shown_value(value) == wanted
 
 
-def with_defaults(kind: str, refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each plugin reference with the plugin's default for every parameter that another
-    reference to the same plugin sets. A stored config leaves out parameters added after its
-    run was planned (its run key must not change), and such a run has their default: without
-    it, it would be a variant of its own, labelled with nothing."""
-    keys: dict[str, set[str]] = {}
+def with_defaults(kind: str, refs: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each plugin reference (``kind``: dataset, model, or the training settings) with every
+    parameter that another reference to the same plugin sets, where the spec as stored gives
+    its value. A stored config leaves out parameters added after its run was planned (its run
+    key must not change): without this, such a run would be a variant of its own, labelled
+    with nothing, and split from its seeds."""
+    held: dict[str, dict[str, set[str]]] = {}  # name → key → the values the refs that set it hold
     for ref in refs:
-        keys.setdefault(ref["name"], set()).update(ref.get("params", {}))
-    defaults: dict[str, dict[str, Any]] = {}
+        for key, value in ref.get("params", {}).items():
+            held.setdefault(ref["name"], {}).setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    written = spec_entries(spec, kind)
     out = []
     for ref in refs:
         params = ref.get("params", {})
-        missing = keys[ref["name"]] - set(params)
+        missing = set(held.get(ref["name"], {})) - set(params)
         if missing:
-            if ref["name"] not in defaults:
-                defaults[ref["name"]] = plugin_defaults(kind, ref["name"])
-            known = defaults[ref["name"]]
-            ref = {**ref, "params": {**{k: known[k] for k in sorted(missing) if k in known}, **params}}
+            fill = written_values(ref["name"], params, {k: held[ref["name"]][k] for k in missing}, written)
+            ref = {**ref, "params": {**fill, **params}}
         out.append(ref)
     return out
 
 
-def plugin_defaults(kind: str, name: str) -> dict[str, Any]:
-    """The defaults of a plugin's parameters (none for a plugin this installation lacks)."""
-    from regsuite.registry import get_registry
+def spec_entries(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The stored spec's plugin references of ``kind`` (its training settings for ``training``)."""
+    if kind == "training":
+        return [{"name": "training", "params": dict(t)} for t in spec.get("trainings") or [spec.get("training") or {}]]
+    items = spec.get(f"{kind}s") or [spec.get(kind)]
+    return [{"name": item["name"], "params": {k: v for k, v in item.items() if k != "name"}}
+            for item in items if isinstance(item, dict) and "name" in item]
 
-    try:
-        fields = get_registry().cls(kind, name).Params.model_fields
-    except (RegsuiteError, KeyError, AttributeError):
-        return {}
-    return {key: f.get_default(call_default_factory=True) for key, f in fields.items() if not f.is_required()}
+
+def written_values(name: str, params: dict[str, Any], missing: dict[str, set[str]],
+                   written: list[dict[str, Any]]) -> dict[str, Any]:
+    """The value the spec writes for each missing key: among its entries that agree with
+    ``params`` wherever both have a value, the one value no other run holds explicitly (the
+    other runs are the other points of a sweep). Not filled when that is not one value."""
+    matching = [w["params"] for w in written if w["name"] == name
+                and all(w["params"][k] == v for k, v in params.items() if k in w["params"])]
+    fill = {}
+    for key, taken in sorted(missing.items()):
+        values = {json.dumps(m[key], sort_keys=True) for m in matching if key in m}
+        left = values - taken if len(values) > 1 else values
+        if len(left) == 1:
+            fill[key] = json.loads(left.pop())
+    return fill
 
 
 def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

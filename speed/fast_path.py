@@ -162,7 +162,7 @@ def paper(args: argparse.Namespace, work: Path, plain_img_s: float | None) -> di
         print("needs --archive (the 25-class Tiny ImageNet archive)")
         return {"skipped": "needs --archive"}
     results = args.paper_results or work / "paper"
-    sets = ["--set", f"dataset.root={args.archive}", "--set", f"seeds=[{args.paper_seeds}]",
+    sets = ["--set", f"dataset.root={args.archive}", "--set", f"dataset.classes={args.classes}", "--set", f"seeds=[{args.paper_seeds}]",
             "--set", f"training.epochs={args.paper_epochs}", "--set", f"training.device={args.device}"]
     regsuite("validate", "specs/paper.toml", *sets, "--results", str(results))  # builds the data cache
     execution = ["--runs-per-gpu", str(args.runs_per_gpu)] if args.device.startswith("cuda") else []
@@ -215,7 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cpu or cuda[:n] (default: cuda when there is one)")
     parser.add_argument("--archive", type=Path, help="a Tiny ImageNet archive (the study's 25 classes)")
-    parser.add_argument("--classes", type=int, default=25)
+    parser.add_argument("--classes", type=int, default=25, help="classes of the archive to train on (the study: 25)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)} (default: loop, fixed, "
                         "runs, and paper / agreement when asked for)")
     parser.add_argument("--images", type=int, default=None, help="images per timed epoch in the loop section "

@@ -125,16 +125,22 @@ def test_the_leaderboard_shows_swept_values_and_selects_a_slice(files, isolated_
     assert wrong.exit_code == 2 and "'width' is not a swept value of this spec" in wrong.output
 
 
-def test_a_run_stored_without_a_later_parameter_is_labelled_with_its_default():
+def test_a_run_stored_without_a_later_parameter_is_labelled_with_the_specs_value():
     """A run planned before train_fraction existed keeps its key (no train_fraction in its
-    config); beside swept fractions it is the 1.0 variant, not an unlabelled one."""
+    config); beside swept fractions it is the spec's 1.0 variant, not an unlabelled one."""
     from regsuite import leaderboard as lb
 
+    spec = {"datasets": [{"name": "digits", "train_limit": 60, "train_fraction": 0.5},
+                         {"name": "digits", "train_limit": 60, "train_fraction": 1.0}],
+            "training": {"epochs": 2, "channels_last": False}}
     refs = [{"name": "digits", "params": {"train_limit": 60}},
             {"name": "digits", "params": {"train_limit": 60, "train_fraction": 0.5}}]
-    filled = lb.with_defaults("dataset", refs)
+    filled = lb.with_defaults("dataset", refs, spec)
     assert filled[0]["params"] == {"train_limit": 60, "train_fraction": 1.0} and filled[1] == refs[1]
     variants = lb.plugin_variants(filled)
     assert [lb.plugin_label(r, variants) for r in filled] == ["digits (train_fraction=1.0)", "digits (train_fraction=0.5)"]
-    assert lb.with_defaults("dataset", [{"name": "not_installed", "params": {}}, {"name": "not_installed", "params": {"x": 1}}])[0] \
-        == {"name": "not_installed", "params": {}}
+    other = [{"name": "digits", "params": {"train_limit": 30}}, refs[1]]  # agrees with no entry: left as it is
+    assert lb.with_defaults("dataset", other, spec)[0] == other[0]
+    trainings = lb.with_defaults("training", [{"name": "training", "params": {"epochs": 2}},
+                                              {"name": "training", "params": {"epochs": 2, "channels_last": False}}], spec)
+    assert len(lb.plugin_variants(trainings)["training"]) == 1  # a setting added later, at its value: one setting
