@@ -1,6 +1,6 @@
 """Training speed of the POS tagger on the real treebank, per batch layout and thread count.
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python speed/pos_batches.py [--batches 30]
+    NLTK_DATA=path/to/nltk_data .venv/bin/python speed/pos_batches.py [--batches 30]
 
 Compares trimming each batch to its longest sentence (what the sequence_labelling task does)
 with feeding the split's full padded width (271 tokens on the treebank), for a few batch
