@@ -30,7 +30,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from regsuite import claims as claim_checks
 from regsuite import stats
@@ -231,15 +231,22 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
 
 def judge_claims(board: Leaderboard, info: dict[str, Any], rows: dict[tuple[str, str, str], Row]) -> list:
     """Every claim of the stored spec, judged within each (dataset, model) group."""
+    labels = [s["label"] for s in info["spec"].get("sets", [])]
+    return judge_stated(board, info, labels, ((d, m, label, row.by_seed) for (d, m, label), row in rows.items()))
+
+
+def judge_stated(board: Leaderboard, info: dict[str, Any], labels: list[str],
+                 entries: Iterable[tuple[str, str, str, dict[str, dict[int, float]]]]) -> list:
+    """The stored spec's claims, judged on ``entries`` (dataset, model, row label, per-seed
+    values), each (dataset, model) group apart when the board shows several."""
     stated = info["spec"].get("claims") or []
     if not stated:
         return []
-    labels = [s["label"] for s in info["spec"].get("sets", [])]
     groups: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
     several = board.show_dataset or board.show_model
-    for (dataset, model, label), row in rows.items():
+    for dataset, model, label, by_seed in entries:
         group = f"{dataset} / {model}" if several else ""
-        groups.setdefault(group, {})[label] = row.by_seed
+        groups.setdefault(group, {})[label] = by_seed
     return [claim_checks.judge(claim, groups, labels) for claim in stated]
 
 
@@ -585,18 +592,11 @@ def tuned_rows(rows: dict[tuple[str, str, str], Row], spec: dict[str, Any], base
 
 def judge_tuned_claims(board: Leaderboard, info: dict[str, Any]) -> list:
     """The spec's claims, judged on each tuned set's chosen candidate (by the set's label)."""
-    stated = info["spec"].get("claims") or []
-    if not stated or not board.tuned:
+    if not board.tuned:
         return []
     labels = list(dict.fromkeys(s.get("tuned_from") or s["label"] for s in info["spec"].get("sets", [])))
-    several = board.show_dataset or board.show_model
-    groups: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
-    for tuned in board.tuned:
-        group = f"{tuned.dataset} / {tuned.model}" if several else ""
-        rows = groups.setdefault(group, {})
-        if tuned.chosen is not None:
-            rows[tuned.label] = tuned.chosen.by_seed
-    return [claim_checks.judge(claim, groups, labels) for claim in stated]
+    return judge_stated(board, info, labels, ((t.dataset, t.model, t.label, t.chosen.by_seed)
+                                              for t in board.tuned if t.chosen is not None))
 
 
 def tuned_metrics(board: Leaderboard) -> list[tuple[str, str]]:
@@ -621,21 +621,8 @@ def chosen_values(tuned: TunedRow) -> str:
 
 
 def described_cell(described: stats.Described | None, digits: int = 3) -> str:
-    if described is None or described.mean is None:
-        return "—"
-    spread = f" ± {number(described.std, digits)}" if described.std is not None else ""
-    return number(described.mean, digits) + spread
-
-
-def delta_cell(tuned: TunedRow, digits: int = 3) -> tuple[str, str]:
-    if tuned.is_baseline:
-        return "baseline", ""
-    d = tuned.delta
-    if d is None or d.mean is None:
-        return "—", "no paired seeds" if d is not None else ""
-    if d.low is None:
-        return number(d.mean, digits, True), "n too small"
-    return number(d.mean, digits, True), f"[{number(d.low, digits, True)}, {number(d.high, digits, True)}]"
+    mean, spread = described_parts(described, digits)
+    return f"{mean} {spread}".strip()
 
 
 def tuned_table(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
@@ -650,7 +637,7 @@ def tuned_table(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
         cells += [tuned.dataset] if board.show_dataset else []
         cells += [tuned.model] if board.show_model else []
         finished = sum(1 for c in tuned.candidates if c.runs)
-        mean, interval = delta_cell(tuned)
+        mean, interval = difference_parts(tuned.delta, tuned.is_baseline, 3)
         n = f"{tuned.n}" if tuned.chosen is None or tuned.n == tuned.chosen.expected else f"{tuned.n}/{tuned.chosen.expected}"
         cells += [chosen_values(tuned), f"{finished}" if finished == len(tuned.candidates) else f"{finished}/{len(tuned.candidates)}",
                   n, described_cell(tuned.sel_loss), tuned.held_out, described_cell(tuned.stat("heldout_loss")),
@@ -766,26 +753,34 @@ def number(value: float, digits: int, signed: bool = False) -> str:
 
 def stat_parts(row: Row, column: Column) -> tuple[str, str]:
     """(mean, spread) of a stat column: spread is ``± std`` and ``n=k`` when k ≠ the row's n."""
-    described = row.stat(column.key)
-    if described.mean is None:
+    return described_parts(row.stat(column.key), column.digits, row.n)
+
+
+def described_parts(described: stats.Described | None, digits: int, n: int | None = None) -> tuple[str, str]:
+    """(mean, spread): spread is ``± std``, and ``n=k`` when k ≠ ``n`` (given)."""
+    if described is None or described.mean is None:
         return "—", ""
-    spread = f"± {number(described.std, column.digits)}" if described.std is not None else ""
-    if described.n != row.n:
+    spread = f"± {number(described.std, digits)}" if described.std is not None else ""
+    if n is not None and described.n != n:
         spread = f"{spread} (n={described.n})".strip()
-    return number(described.mean, column.digits), spread
+    return number(described.mean, digits), spread
 
 
 def delta_parts(row: Row, column: Column) -> tuple[str, str]:
     """(mean difference, interval) of a Δ column."""
-    if row.is_baseline:
+    return difference_parts(row.deltas.get(column.key), row.is_baseline, column.digits)
+
+
+def difference_parts(delta: stats.PairedDifference | None, is_baseline: bool, digits: int) -> tuple[str, str]:
+    """(mean difference, interval) of a paired Δ against the baseline."""
+    if is_baseline:
         return "baseline", ""
-    delta = row.deltas.get(column.key)
     if delta is None or delta.mean is None:
         return "—", "no paired seeds" if delta is not None else ""
-    mean = number(delta.mean, column.digits, signed=True)
+    mean = number(delta.mean, digits, signed=True)
     if delta.low is None:
         return mean, "n too small"
-    return mean, f"[{number(delta.low, column.digits, True)}, {number(delta.high, column.digits, True)}]"
+    return mean, f"[{number(delta.low, digits, True)}, {number(delta.high, digits, True)}]"
 
 
 def reference_part(row: Row, column: Column) -> str:

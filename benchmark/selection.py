@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import math
 import random
 from typing import Any, Literal
@@ -37,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from regsuite import api
 from regsuite.errors import DataError, SpecError
-from regsuite.sweeps import canonical, find_sweeps, point_label, set_at
+from regsuite.sweeps import canonical, fill_points, find_marked, find_sweeps, point_label
 
 RANGE = "range"
 SIGNIFICANT = 3
@@ -63,15 +62,7 @@ def is_range(value: Any) -> bool:
 
 def find_ranges(node: Any, path: str = "") -> list[tuple[str, list[str | int], dict[str, Any]]]:
     """Every range under ``node``: (printed path, key path relative to node, the range table)."""
-    found = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
-    for key, value in items:
-        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
-        if is_range(value):
-            found.append((where, [key], value))
-        else:
-            found += [(w, [key, *rest], r) for w, rest, r in find_ranges(value, where)]
-    return found
+    return find_marked(node, path, is_range)
 
 
 def check_ranges_placed(data: dict[str, Any], selection_given: bool) -> None:
@@ -138,16 +129,20 @@ def set_rng(config: SelectionConfig, label: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "little"))
 
 
-def candidates(regset: dict[str, Any], where: str, config: SelectionConfig) -> list[dict[str, Any]]:
-    """The candidate points of one set: each the swept values by printed path (ranges and sweep
-    lists of its regularizers' parameters); ``[{}]`` for a set without either."""
+def candidates(regset: dict[str, Any], where: str, config: SelectionConfig) -> tuple[list[dict[str, Any]], dict[str, list]]:
+    """The candidate points of one set, each the swept values by printed path (ranges and sweep
+    lists of its regularizers' parameters; ``[{}]`` for a set without either), and the key path
+    of each of those values in the set."""
     axes: list[tuple[str, Any]] = []  # (printed path, ("range", lo, hi, log) | ("list", values))
-    for w, _, value in find_ranges(regset, where):
+    located: dict[str, list] = {}
+    for w, keys, value in find_ranges(regset, where):
         axes.append((w, ("range", *range_bounds(value, w))))
-    for w, _, values in find_sweeps(regset, where):
+        located[w] = keys
+    for w, keys, values in find_sweeps(regset, where):
         axes.append((w, ("list", values)))
+        located[w] = keys
     if not axes:
-        return [{}]
+        return [{}], located
     paths = [w for w, _ in axes]
     ranges = [(w, a) for w, a in axes if a[0] == "range"]
     lists = [(w, a) for w, a in axes if a[0] == "list"]
@@ -184,7 +179,7 @@ def candidates(regset: dict[str, Any], where: str, config: SelectionConfig) -> l
             if len(points) < config.budget:
                 raise SpecError(f"{where} ({label!r}): could not draw {config.budget} distinct candidates "
                                 "(values are rounded to 3 significant digits)", hint="widen the ranges or lower the budget")
-    return [{w: p[w] for w in paths} for p in points]
+    return [{w: p[w] for w in paths} for p in points], located
 
 
 def expand(data: dict[str, Any], config: SelectionConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -204,20 +199,12 @@ def expand(data: dict[str, Any], config: SelectionConfig) -> tuple[dict[str, Any
             if find_ranges(regset.get(key)) or is_range(regset.get(key)):
                 raise SpecError(f"{where}.{key} cannot be a range: give a regularizer's parameter a range")
         label = regset.get("label", "")
-        points = candidates(regset, where, config)
+        points, located = candidates(regset, where, config)
         if points == [{}]:
             expanded.append({**regset, "tuned_from": label})
             continue
-        template = json.loads(json.dumps(regset))
-        located = {w: keys for w, keys, _ in find_ranges(template, where)}
-        located.update({w: keys for w, keys, _ in find_sweeps(template, where)})
-        for keys in located.values():
-            set_at(template, keys, None)
-        skeleton = json.dumps(template)
-        for values in points:
-            point = json.loads(skeleton)
+        for point, values in zip(fill_points(regset, located, points), points):
             for w, value in values.items():
-                set_at(point, located[w], value)
                 seen = axes.setdefault(w, [])
                 if value not in seen:
                     seen.append(value)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 from regsuite.errors import SpecError
 
@@ -74,17 +74,23 @@ def contains_sweep(node: Any) -> bool:
     return False
 
 
-def find_sweeps(node: Any, path: str) -> list[tuple[str, list[str | int], list[Any]]]:
-    """Every sweep under ``node``: (printed path, key path relative to node, values)."""
+def find_marked(node: Any, path: str, marked: Callable[[Any], bool]) -> list[tuple[str, list[str | int], Any]]:
+    """Every value under ``node`` that ``marked`` picks (a sweep, a range), not looking inside
+    it: (printed path, key path relative to node, the value)."""
     found = []
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
     for key, value in items:
         where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
-        if is_sweep(value):
-            found.append((where, [key], sweep_values(value, where)))
+        if marked(value):
+            found.append((where, [key], value))
         else:
-            found += [(w, [key, *rest], values) for w, rest, values in find_sweeps(value, where)]
+            found += [(w, [key, *rest], v) for w, rest, v in find_marked(value, where, marked)]
     return found
+
+
+def find_sweeps(node: Any, path: str) -> list[tuple[str, list[str | int], list[Any]]]:
+    """Every sweep under ``node``: (printed path, key path relative to node, values)."""
+    return [(where, keys, sweep_values(value, where)) for where, keys, value in find_marked(node, path, is_sweep)]
 
 
 def set_at(node: Any, keys: list[str | int], value: Any) -> None:
@@ -99,18 +105,25 @@ def expand_table(table: Any, where: str) -> tuple[list[Any], list[dict[str, Any]
     sweeps = find_sweeps(table, where)
     if not sweeps:
         return [table], [{}]
+    chosen = [{w: value for (w, _, _), value in zip(sweeps, combination)}
+              for combination in itertools.product(*(values for _, _, values in sweeps))]
+    return fill_points(table, {w: keys for w, keys, _ in sweeps}, chosen), chosen
+
+
+def fill_points(table: Any, located: dict[str, list[str | int]], chosen: list[dict[str, Any]]) -> list[Any]:
+    """A copy of ``table`` per point of ``chosen`` (values by printed path), each value set at
+    its key path in ``located``."""
     template = json.loads(json.dumps(table))
-    for _, keys, _ in sweeps:
-        set_at(template, keys, None)  # so that a point's copy does not copy every sweep's values
+    for keys in located.values():
+        set_at(template, keys, None)  # so that a point's copy does not copy every axis's values
     skeleton = json.dumps(template)
-    points, chosen = [], []
-    for combination in itertools.product(*(values for _, _, values in sweeps)):
+    points = []
+    for values in chosen:
         point = json.loads(skeleton)
-        for (_, keys, _), value in zip(sweeps, combination):
-            set_at(point, keys, value)
+        for w, value in values.items():
+            set_at(point, located[w], value)
         points.append(point)
-        chosen.append({w: value for (w, _, _), value in zip(sweeps, combination)})
-    return points, chosen
+    return points
 
 
 #: Where each entry of an expanded list came from: ``"trainings[1]"`` → (``"training"``, the

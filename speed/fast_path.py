@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from parallel_speed import STARTUPS, timed  # beside this script, whose folder python puts on sys.path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SECTIONS = ("loop", "fixed", "runs", "paper", "agreement")
@@ -129,22 +131,11 @@ def fixed(args: argparse.Namespace, work: Path) -> dict:
         print(f"  {mode:24s} whole command {wall:6.1f} s, epochs {epochs:5.1f} s: {found[mode]['overhead_per_run_s']:5.2f} s "
               f"per run beyond its epochs (fixed inside the run: median "
               f"{statistics.median(found[mode]['fixed_per_run_s']):.2f} s)")
-    found["start"] = start = process_start()
-    print(f"  a fresh process: interpreter {start['python_s']:.2f} s, + import torch {start['torch_s']:.2f} s, "
-          f"+ regsuite and its plugins {start['regsuite_s']:.2f} s")
+    # The start-up of a fresh process, as speed/parallel_speed.py times it (each figure includes the one before).
+    found["start"] = {label: statistics.median(timed([sys.executable, "-c", code]) for _ in range(3))
+                      for label, code in STARTUPS.items()}
+    print("  a fresh process: " + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in found["start"].items()))
     return found
-
-
-def process_start() -> dict:
-    def timed(code: str) -> float:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        return time.perf_counter() - started
-
-    python = statistics.median(timed("pass") for _ in range(3))
-    torch_s = statistics.median(timed("import torch") for _ in range(3))
-    plugins = statistics.median(timed("from regsuite.registry import get_registry; get_registry()") for _ in range(3))
-    return {"python_s": python, "torch_s": torch_s - python, "regsuite_s": plugins - torch_s}
 
 
 def runs(args: argparse.Namespace, work: Path) -> dict:

@@ -15,12 +15,10 @@ from textwrap import dedent
 
 import pytest
 
-from regsuite import api, plots, stats
+from helpers import reports
+from regsuite import plots, stats
 from regsuite import leaderboard as lb
-from regsuite.registry import get_registry
-from regsuite.spec import load_spec, resolve
 from regsuite.store import Store
-from regsuite.train import summarize
 
 REGIME_SPEC = """
 name = "regime-test"
@@ -80,29 +78,22 @@ regularizers = [{ name = "l2", weight = { sweep = [1e-2, 1e-4, 1e-3] } }]
 STRENGTH_VAL = {None: [1.0, 1.2], 1e-4: [0.9, 1.1], 1e-3: [0.8, 0.9], 1e-2: [1.4, 1.6]}  # by weight, per seed
 
 
-def finish_runs(directory: Path, spec_dir: Path, text: str, val_loss, train_size=None) -> Store:
+def finish_runs(directory: Path, spec_dir: Path, text: str, val_loss, train_size=None) -> Path:
     """Register the spec's grid in a store at ``directory`` and finish every run with
     ``val_loss(run)`` as its final val loss (train loss 0.5) and ``train_size(run)`` in its
     summary (left out when that is None)."""
     spec_path = spec_dir / "spec.toml"
     spec_path.write_text(dedent(text).lstrip(), encoding="utf-8")
-    plan = resolve(load_spec(spec_path), get_registry())
-    info = api.DataInfo(num_classes=10, input_shape=(1, 8, 8))
-    with Store(directory) as store:
-        store.register_plan(plan)
-        for run in plan.runs:
-            assert store.claim(run.run_id)
-            val = val_loss(run)
-            epochs = [{"epoch": 1, "train_loss": 1.0, "val_loss": val + 0.3},
-                      {"epoch": 2, "train_loss": 0.5, "val_loss": val}]
-            for metrics in epochs:
-                store.record_epoch(run.run_id, metrics["epoch"], {k: v for k, v in metrics.items() if k != "epoch"})
-            summary = summarize(epochs, {}, info, seconds=1.0)
-            size = train_size(run) if train_size else None
-            if size is not None:
-                summary["train_size"] = size
-            store.finish(run.run_id, summary, "cpu", wall_time=1.0)
-    return directory
+
+    def epochs(run) -> list[dict[str, float]]:
+        val = val_loss(run)
+        return [{"epoch": 1, "train_loss": 1.0, "val_loss": val + 0.3}, {"epoch": 2, "train_loss": 0.5, "val_loss": val}]
+
+    def extra(run) -> dict[str, int]:
+        size = train_size(run) if train_size else None
+        return {} if size is None else {"train_size": size}
+
+    return reports.finish_runs(directory, spec_path, epochs, extra=extra)
 
 
 def fraction(run) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.reports import markdown_rows
+from helpers.reports import finish_runs, markdown_rows
 from helpers.specs import TINY_SPEC
 from regsuite import api, selection
 from regsuite import leaderboard as lb
@@ -18,7 +18,7 @@ from regsuite.errors import DataError, SpecError
 from regsuite.registry import get_registry
 from regsuite.spec import load_spec, resolve, run_id_of, run_key_view
 from regsuite.store import Store
-from regsuite.train import build_context, prepare, run_training, summarize
+from regsuite.train import build_context, prepare, run_training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,9 @@ def test_random_candidates_are_seeded_in_range_and_exactly_the_budget(files):
 def test_random_draws_are_log_uniform(files):
     config = selection.SelectionConfig(fraction=0.2, budget=2000, method="random")
     regset = {"label": "l2", "regularizers": [{"name": "l2", "weight": {"range": [1e-6, 1e-2], "log": True}}]}
-    logs = [math.log10(p["sets[0].regularizers[0].weight"]) for p in selection.candidates(regset, "sets[0]", config)]
+    points, located = selection.candidates(regset, "sets[0]", config)
+    assert located == {"sets[0].regularizers[0].weight": ["regularizers", 0, "weight"]}
+    logs = [math.log10(p["sets[0].regularizers[0].weight"]) for p in points]
     assert min(logs) >= -6 and max(logs) <= -2
     quarters = [sum(lo <= x < lo + 1 for x in logs) for lo in (-6, -5, -4, -3)]
     assert all(400 <= q <= 600 for q in quarters), quarters  # about 500 per decade
@@ -253,21 +255,16 @@ ACCURACY = {"key": "accuracy", "label": "acc", "higher_is_better": True}
 
 
 def make_store(directory: Path, files, test_split: bool = False) -> Store:
-    plan = resolve(spec_of(files, GRID), get_registry())
-    info = api.DataInfo(num_classes=10, input_shape=(1, 8, 8))
-    store = Store(directory)
-    store.register_plan(plan)
-    for run in plan.runs:
-        assert store.claim(run.run_id)
+    def epochs(run) -> list[dict[str, float]]:
         sel, val = NUMBERS[run.label][run.seed]
-        epochs = [{"epoch": 1, "train_loss": 0.5, "val_loss": val, "val_accuracy": 1 - val / 4, "sel_loss": sel,
-                   "sel_accuracy": 0.5, "train_penalty": 0.0}]
-        store.record_epoch(run.run_id, 1, {k: v for k, v in epochs[0].items() if k != "epoch"})
-        test = {"test_loss": val + 10, "test_accuracy": 0.25} if test_split else {}
-        summary = summarize(epochs, test, info, seconds=1.0)
-        summary["metrics"] = [ACCURACY]
-        store.finish(run.run_id, summary, "cpu", wall_time=1.0)
-    return store
+        return [{"epoch": 1, "train_loss": 0.5, "val_loss": val, "val_accuracy": 1 - val / 4, "sel_loss": sel,
+                 "sel_accuracy": 0.5, "train_penalty": 0.0}]
+
+    def test(run) -> dict[str, float]:
+        return {"test_loss": NUMBERS[run.label][run.seed][1] + 10, "test_accuracy": 0.25} if test_split else {}
+
+    finish_runs(directory, files({"spec.toml": GRID}) / "spec.toml", epochs, test, extra=lambda run: {"metrics": [ACCURACY]})
+    return Store(directory, create=False)
 
 
 def test_the_tuned_table_chooses_the_lowest_mean_selection_loss(tmp_path, files):

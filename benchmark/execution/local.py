@@ -5,7 +5,7 @@ value; ``runs_per_gpu`` lanes share one) and a number of torch threads. Lanes = 
 × ``runs_per_gpu`` (``workers`` overrides the count), or ``workers`` CPU lanes that share the
 cores. (A model's *slots* are something else: the places in a network where regularizers act.)
 
-Each run trains in a ``python -m regsuite.execution.worker --serve`` process (see
+Each run trains in a ``python -m regsuite.execution.worker`` process (see
 :mod:`regsuite.execution.worker`) of its lane, after this process has claimed the run. A
 lane's worker trains its runs one after another (``reuse_workers``, the default), so that
 short runs do not each pay for a new interpreter, torch and the plugins; a run that does not
@@ -202,7 +202,7 @@ class LocalExecutor:
     # ------------------------------------------------------------------ workers
 
     def command(self) -> list[str]:
-        cmd = [*worker_interpreter(), "--serve", "--results", str(self.results), "--owner", self.owner,
+        cmd = [*worker_interpreter(), "--results", str(self.results), "--owner", self.owner,
                "--parent-pid", str(os.getpid())]
         return cmd + (["--keep-checkpoints"] if self.execution.keep_checkpoints else [])
 
@@ -225,13 +225,11 @@ class LocalExecutor:
                           f"worker pid {worker.process.pid}, claimed by {self.owner}\n".encode())
                 log.flush()
                 try:
-                    worker.process.stdin.write(order)
-                    worker.process.stdin.flush()
+                    send(worker, order)
                 except OSError:  # it died while idle (the out-of-memory killer, say): a fresh one
                     self.retire(lane.index)
                     worker = self.worker_for(lane, log)
-                    worker.process.stdin.write(order)
-                    worker.process.stdin.flush()
+                    send(worker, order)
             except OSError as exc:
                 self.retire(lane.index)
                 reason = f"could not start a worker process: {exc}"
@@ -436,6 +434,11 @@ class LocalExecutor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def send(worker: Worker, order: bytes) -> None:
+    worker.process.stdin.write(order)
+    worker.process.stdin.flush()
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:

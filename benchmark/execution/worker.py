@@ -6,13 +6,13 @@ store by run id, and trains it with :func:`regsuite.execution.run.execute_run` (
 into the store under the parent's claim). Progress goes back to the parent as JSON lines on a
 pipe (:class:`PipeReporter`, replayed there by :func:`replay`).
 
-``--run-id`` trains one run; the exit code says how it ended (:data:`EXIT_CODES`). ``--serve``
-trains the runs the parent sends, one JSON line ``{"run_id": ..., "log": ...}`` each on stdin,
-with its output going to that run's log: a run that finishes sends ``ended`` on the pipe and
-the worker waits for the next one, so that a grid of short runs pays for starting Python,
-importing torch and the plugins once per lane rather than once per run. A run that ends any
-other way (failed, interrupted, lost) ends the worker as ``--run-id`` does, with its exit
-code: the parent then starts a fresh one, so that nothing of a failed run can reach the next.
+The worker trains the runs the parent sends, one JSON line ``{"run_id": ..., "log": ...}``
+each on stdin, with its output going to that run's log: a run that finishes sends ``ended``
+on the pipe and the worker waits for the next one, so that a grid of short runs pays for
+starting Python, importing torch and the plugins once per lane rather than once per run. A run
+that ends any other way (failed, interrupted, lost) ends the worker, its exit code saying how
+(:data:`EXIT_CODES`): the parent then starts a fresh one, so that nothing of a failed run can
+reach the next. The end of stdin ends the worker.
 """
 from __future__ import annotations
 
@@ -117,10 +117,8 @@ def interrupt_on_sigterm() -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m regsuite.execution.worker",
-                                     description="Train one claimed run of a results store.")
+                                     description="Train the claimed runs of a results store given on stdin.")
     parser.add_argument("--results", type=Path, required=True, help="folder of the results store")
-    parser.add_argument("--run-id", help="train this run, then exit")
-    parser.add_argument("--serve", action="store_true", help="train the runs given on stdin, one JSON line each")
     parser.add_argument("--owner", required=True, help="the claim this run is trained under (the parent's store.worker_id(): host:pid:pid-namespace:token)")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process dies")
     parser.add_argument("--events-fd", type=int, default=-1, help="write progress as JSON lines to this fd")
@@ -130,9 +128,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if (args.run_id is None) == (not args.serve):
-        print("regsuite worker: give --run-id or --serve", file=sys.stderr)
-        return EXIT_CODES["failed"]
     if args.parent_pid is not None:
         die_with_parent(args.parent_pid)
     interrupt_on_sigterm()
@@ -142,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     from regsuite.store import Store
 
     with Store(args.results, create=False) as store:
-        if not args.serve:
-            return train(store, args.run_id, args)
         try:
             for line in sys.stdin:
                 order = json.loads(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from textwrap import dedent
+from typing import Any, Callable
 
 from regsuite import api
 from regsuite.registry import get_registry
@@ -69,21 +70,36 @@ def make_handmade(directory: Path, spec_dir: Path, unfinished: set[tuple[str, in
         text = text.replace('[model]\nname = "small_cnn"\n', "").replace(*TWO_MODELS)
     spec_path = spec_dir / "handmade.toml"
     spec_path.write_text(text, encoding="utf-8")
+
+    def epochs(run) -> list[dict[str, float]] | None:
+        if (run.label, run.seed) in unfinished:
+            return None
+        train, val, f1 = FINAL[run.label][run.seed]
+        shift = 1.0 if run.config["model"]["params"]["width"] == 8 else 0.0
+        return history(run.label, train, val + shift, f1)
+
+    return finish_runs(directory, spec_path, epochs, extra=lambda run: {"metrics": [F1]})
+
+
+def finish_runs(directory: Path, spec_path: Path, epochs: Callable[[Any], list[dict[str, float]] | None],
+                test: Callable[[Any], dict[str, float]] = lambda run: {},
+                extra: Callable[[Any], dict[str, Any]] = lambda run: {}) -> Path:
+    """Register the spec's grid in a real store at ``directory`` and finish each run with the
+    per-epoch metrics ``epochs(run)`` (None: leave it unfinished), its test metrics
+    ``test(run)``, and ``extra(run)`` added to its summary."""
     plan = resolve(load_spec(spec_path), get_registry())
     info = api.DataInfo(num_classes=10, input_shape=(1, 8, 8))
     with Store(directory) as store:
         store.register_plan(plan)
         for run in plan.runs:
-            if (run.label, run.seed) in unfinished:
+            run_epochs = epochs(run)
+            if run_epochs is None:
                 continue
             assert store.claim(run.run_id)
-            train, val, f1 = FINAL[run.label][run.seed]
-            shift = 1.0 if run.config["model"]["params"]["width"] == 8 else 0.0
-            epochs = history(run.label, train, val + shift, f1)
-            for metrics in epochs:
+            for metrics in run_epochs:
                 store.record_epoch(run.run_id, metrics["epoch"], {k: v for k, v in metrics.items() if k != "epoch"})
-            summary = summarize(epochs, {}, info, seconds=1.0)
-            summary["metrics"] = [F1]
+            summary = summarize(run_epochs, test(run), info, seconds=1.0)
+            summary.update(extra(run))
             store.finish(run.run_id, summary, "cpu", wall_time=1.0)
     return directory
 
