@@ -14,12 +14,14 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from regsuite import atomic
 from regsuite import leaderboard as lb
 from regsuite import plots
 from regsuite.errors import RegsuiteError, at_most
 from regsuite.safety import DATA_ENV, PortablePaths, check_spec_name, holds_absolute_path, inside
-from regsuite.spec import load_spec, read_toml
+from regsuite.spec import Spec, load_spec, read_toml
 from regsuite.store import Store
 
 if TYPE_CHECKING:
@@ -123,11 +125,22 @@ def reproduce_command(name: str, stored: dict[str, Any], registry: Registry) -> 
         return None
     # How runs were executed never changes their results, so it is not compared.
     current.pop("execution", None)
+    stored = with_later_settings(stored)
     overrides = differences(current, {k: v for k, v in stored.items() if k != "execution"}, [])
     if overrides is None:
         return None
     sets = [f"--set {shlex.quote(f'{key}={value}')}" for key, value in overrides]
     return " ".join(["regsuite run", shlex.quote(path.as_posix()), *sets])
+
+
+def with_later_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with the spec settings added since it was stored at their defaults (a
+    run stored before ``training.channels_last`` existed ran without it), as the spec file's
+    resolution has them; the stored spec itself when today's spec model refuses it."""
+    try:
+        return json.loads(Spec.model_validate(stored).model_dump_json())
+    except ValidationError:
+        return stored
 
 
 def find_spec_file(name: str) -> Path | None:

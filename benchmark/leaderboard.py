@@ -224,9 +224,37 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
             board.notes.append("claims are judged on the tuned table (each set's chosen candidate)")
     else:
         board.claims = judge_claims(board, info, rows)
+    board.notes += identical_training_notes(finished)
     if sort:
         sort_rows(board, sort)
     return board
+
+
+#: The final values two runs must share, to the last bit, to count as having trained alike.
+SAME_TRAINING_KEYS = ("train_loss", "val_loss", "train_penalty", "best_val_loss", "epochs_run")
+
+
+def identical_training_notes(rows: list[Row]) -> list[str]:
+    """A note for each row that trained exactly like an earlier row of its group on every seed
+    both have (the same final losses to the last bit): whatever sets the two apart, an early
+    stop that never came or a constraint that never bound, changed nothing in these runs."""
+    notes = []
+    for index, row in enumerate(rows):
+        for other in rows[:index]:
+            if (row.dataset, row.model) != (other.dataset, other.model):
+                continue
+            seeds = sorted(set(row.by_seed.get("val_loss", {})) & set(other.by_seed.get("val_loss", {})))
+            if seeds and all(same_final(row, other, seed) for seed in seeds):
+                listed = ", ".join(map(str, seeds))
+                notes.append(f"{row.label!r} trained exactly as {other.label!r} (every final loss equal to the last "
+                             f"digit, seed{'s' if len(seeds) > 1 else ''} {listed}): what sets the two apart changed "
+                             "nothing in these runs")
+                break
+    return notes
+
+
+def same_final(row: Row, other: Row, seed: int) -> bool:
+    return all(row.by_seed.get(key, {}).get(seed) == other.by_seed.get(key, {}).get(seed) for key in SAME_TRAINING_KEYS)
 
 
 def judge_claims(board: Leaderboard, info: dict[str, Any], rows: dict[tuple[str, str, str], Row]) -> list:

@@ -325,3 +325,57 @@ def test_results_folder_without_runs(tmp_path, command):
     assert unknown.exit_code == 2 and "no results for spec 'other'" in unknown.stderr
     for result in (missing, empty, unknown):
         assert "Traceback" not in result.output
+
+
+def test_a_row_that_trained_exactly_as_another_is_named(tmp_path):
+    """An early stop that never came leaves a run identical to the baseline's: the table says so
+    instead of letting two equal rows pass for two measurements."""
+    from helpers.reports import HANDMADE_SPEC, finish_runs, history
+    spec = tmp_path / "handmade.toml"
+    spec.write_text(dedent(HANDMADE_SPEC).lstrip() + dedent("""
+        [[sets]]
+        label = "early stopping"
+        regularizers = [{ name = "early_stopping", patience = 5 }]
+        """), encoding="utf-8")
+
+    def one_seed_apart(run):
+        label = "none" if run.label == "early stopping" else run.label
+        if run.label == "early stopping" and run.seed == 2:
+            return history(label, 1.0, 2.0001, 0.5)
+        return history(label, *FINAL[label][run.seed])
+
+    results = finish_runs(tmp_path / "results", spec, one_seed_apart, extra=lambda run: {"metrics": []})
+    with Store(results, readonly=True) as store:
+        board = lb.build(store, "handmade")
+    assert not any("trained exactly as" in note for note in board.notes)  # seed 2 tells them apart
+
+    def same(run):
+        label = "none" if run.label == "early stopping" else run.label
+        return history(label, *FINAL[label][run.seed])
+
+    results = finish_runs(tmp_path / "same", spec, same, extra=lambda run: {"metrics": []})
+    result = invoke("leaderboard", "handmade", "--results", results, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert "'early stopping' trained exactly as 'none' (every final loss equal to the last digit, seeds 0, 1, 2)" \
+        in result.stdout
+    assert sum("trained exactly as" in line for line in result.stdout.splitlines()) == 1
+
+
+def test_a_spec_stored_before_a_setting_existed_still_gets_its_reproduce_command(tmp_path, monkeypatch):
+    """Settings added since (training.channels_last, compile) are absent from an older stored
+    spec; at their defaults they are no difference, so the spec file plus --set still rebuilds it."""
+    from regsuite import export
+    from regsuite.registry import get_registry
+    from regsuite.spec import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "tiny.toml").write_text(TRAINED_SPEC.replace("epochs = 2", "epochs = 3"), encoding="utf-8")
+    stored = json.loads(load_spec(tmp_path / "specs" / "tiny.toml").model_dump_json())
+    stored["training"]["epochs"] = 2
+    for later in ("channels_last", "compile"):
+        del stored["training"][later]
+    command = export.reproduce_command("tiny", stored, get_registry())
+    assert command == "regsuite run specs/tiny.toml --set training.epochs=2"
+    stored["training"]["made_up"] = 1  # not a setting of today's spec: no command rather than a wrong one
+    assert export.reproduce_command("tiny", stored, get_registry()) is None
