@@ -6,8 +6,15 @@ of every class) keep a class-balanced subsample of the training split, drawn by
 seed trains on the same images. It is taken after ``train_limit``; the validation split stays
 whole. ``DataInfo.mean``/``std`` are the subsample's own statistics, as a user who had only
 that data would compute them.
+
+**Loaded once.** Importing scikit-learn costs a process a second or more, every worker of a
+grid included; the split it makes is kept in regsuite's data cache (``$XDG_CACHE_HOME/regsuite``,
+a few hundred KB per ``val_fraction``/``split_seed``), keyed by scikit-learn's version, so later
+loads read the same arrays without it.
 """
 from __future__ import annotations
+
+from importlib.metadata import version
 
 import numpy as np
 import torch
@@ -15,7 +22,10 @@ from pydantic import Field
 
 from regsuite import hookimpl
 from regsuite.api import ClassSubsetParams, Data, DataInfo, Dataset, Split, balanced_subset, channel_stats
+from regsuite.datacache import ArrayCache, cache_key, user_cache_dir
 from regsuite.errors import DataError
+
+CACHE_FORMAT = 1
 
 
 class DigitsParams(ClassSubsetParams):
@@ -37,16 +47,8 @@ class Digits(Dataset):
         return {"train_limit": 40, "val_fraction": 0.05}
 
     def load(self) -> Data:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        bunch = load_digits()
-        images = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 → 0..255
-        labels = bunch.target.astype(np.int64)
         p = self.params
-        train_x, val_x, train_y, val_y = train_test_split(
-            images, labels, test_size=p.val_fraction, random_state=p.split_seed, stratify=labels
-        )
+        train_x, train_y, val_x, val_y = split_arrays(p.val_fraction, p.split_seed)
         if p.train_limit is not None:
             if p.train_limit > len(train_x):
                 raise DataError(f"digits.train_limit = {p.train_limit} but the split has only {len(train_x)} training images")
@@ -68,6 +70,29 @@ class Digits(Dataset):
             std=tuple(std),
         )
         return Data(train=train, val=Split(torch.from_numpy(val_x), torch.from_numpy(val_y)), info=info)
+
+
+def split_arrays(val_fraction: float, split_seed: int) -> tuple[np.ndarray, ...]:
+    """scikit-learn's stratified train/val split of the digits: train images, train labels,
+    val images, val labels; from the data cache when an earlier load made it."""
+    cache = ArrayCache(user_cache_dir() / "decoded" / "digits")
+    key = cache_key(format=CACHE_FORMAT, sklearn=version("scikit-learn"), val_fraction=val_fraction, split_seed=split_seed)
+    names = ("train_x", "train_y", "val_x", "val_y")
+    entry = cache.load(key)
+    if entry is not None:
+        return tuple(entry.arrays[name] for name in names)
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 → 0..255
+    labels = bunch.target.astype(np.int64)
+    train_x, val_x, train_y, val_y = train_test_split(
+        images, labels, test_size=val_fraction, random_state=split_seed, stratify=labels
+    )
+    arrays = (train_x, train_y, val_x, val_y)
+    cache.store(key, dict(zip(names, arrays)), {"source": "sklearn.datasets.load_digits"})
+    return arrays
 
 
 @hookimpl

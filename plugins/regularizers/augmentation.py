@@ -43,9 +43,8 @@ Three readings of "augmentation", as the ``mode`` parameter:
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import albumentations as A
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -53,6 +52,9 @@ from torch import Tensor
 
 from regsuite import hookimpl
 from regsuite.api import Batch, Params, Regularizer, Split
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as OpenCV's (and so albumentations') grayscale
 SEED_LIMIT = 2**31 - 1
@@ -156,6 +158,8 @@ class Augmentation(Regularizer):
 
 
 def albumentations_transforms(p: AugmentationParams) -> list[A.BasicTransform]:
+    import albumentations as A  # heavy (scipy and more, ~1 s): only runs that augment pay for it
+
     transforms: list[A.BasicTransform] = []
     if p.hflip > 0:
         transforms.append(A.HorizontalFlip(p=p.hflip))
