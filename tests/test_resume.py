@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import torch
 from helpers.execution import (
@@ -18,6 +19,7 @@ from helpers.execution import (
     write_spec,
 )
 
+from regsuite import registry
 from regsuite.checkpoint import Checkpoints
 from regsuite.execution.run import StoreSink, execute_run
 from regsuite.registry import get_registry
@@ -83,11 +85,10 @@ def test_checkpoint_resume_in_process_gives_the_uninterrupted_result(tmp_path):
     assert not checkpoint.exists()  # finished runs delete their checkpoint
 
 
-def test_a_worker_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path):
+def test_a_worker_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     site = install_fault_plugin(tmp_path)
     spec = write_spec(tmp_path / "kill.toml", {"regularized": REGULARIZED[:-1] + ', { name = "fault" }]'}, epochs=4)
     markers = tmp_path / "hanging"
-    reference = start_cli("run", str(spec), "--results", str(tmp_path / "reference"), env=cli_env(site), cwd=tmp_path)
     victim_results = tmp_path / "victim"
     victim = start_cli("run", str(spec), "--results", str(victim_results),
                        env=cli_env(site, REGSUITE_TEST_HANG=f"3:{markers}"), cwd=tmp_path)
@@ -102,10 +103,22 @@ def test_a_worker_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path):
 
     retry = run_cli("run", str(spec), "--results", str(victim_results), "--retry-failed", env=cli_env(site), cwd=tmp_path)
     assert retry.returncode == 0, retry.stderr
-    reference.communicate(timeout=120)
-    assert reference.returncode == 0
     resumed = runs_by_label(victim_results)["regularized"]
     assert resumed["status"] == "done" and resumed["summary"]["resumed_from_epoch"] == 2
+    # The uninterrupted run, trained in this process (one process start fewer than a CLI's).
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("REGSUITE_DISABLE_EXTERNAL_PLUGINS", raising=False)
+    registry.reset()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the spec's workers: a sum over other threads rounds otherwise
+    try:
+        plan = resolve(load_spec(spec), get_registry())
+        assert plan.runs[0].run_id == resumed["run_id"]
+        assert train_in_process(tmp_path / "reference", plan, plan.runs[0]).status == "done"
+    finally:
+        torch.set_num_threads(threads)
+        registry.reset()
+        sys.modules.pop("regsuite_faults", None)
     same_result(resumed, runs_by_label(tmp_path / "reference")["regularized"])
     assert not list((victim_results / "checkpoints").glob("*"))
 
