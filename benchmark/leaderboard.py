@@ -426,13 +426,33 @@ def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]]) -> str:
     """``small_cnn``, or ``small_cnn (width=8)`` when the grid holds it with other parameters
-    (so that two variants never share a row, nor their seeds a pairing)."""
+    (so that two variants never share a row, nor their seeds a pairing). A parameter that
+    one variant holds and another lacks (added after that one's runs were stored) does not
+    count as varying, unless leaving it out would give two variants one label."""
     params = ref.get("params", {})
     others = variants.get(ref["name"], [])
     if len(others) <= 1:
         return ref["name"]
-    varying = [k for k in sorted(params) if any(o.get(k) != params[k] for o in others)]
-    return f"{ref['name']} ({', '.join(f'{k}={params[k]}' for k in varying)})"
+    shown = varying_keys(others, lenient=True)
+    labels = {variant_text(ref["name"], o, shown) for o in others}
+    if len(labels) < len(others):
+        shown = varying_keys(others, lenient=False)
+    return variant_text(ref["name"], params, shown)
+
+
+def varying_keys(variants: list[dict[str, Any]], lenient: bool) -> set[str]:
+    """The keys whose value differs between variants (``lenient``: between those holding it;
+    else lacking a key differs from holding it)."""
+    def varies(key: str) -> bool:
+        held = {json.dumps(v[key], sort_keys=True) for v in variants if key in v}
+        lacking = not lenient and any(key not in v for v in variants)
+        return len(held) + lacking > 1
+
+    return {k for k in {k for v in variants for k in v} if varies(k)}
+
+
+def variant_text(name: str, params: dict[str, Any], shown: set[str]) -> str:
+    return f"{name} ({', '.join(f'{k}={params[k]}' for k in sorted(params) if k in shown)})"
 
 
 def compare_with_baseline(board: Leaderboard) -> bool:

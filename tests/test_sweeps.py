@@ -144,3 +144,20 @@ def test_a_run_stored_without_a_later_parameter_is_labelled_with_the_specs_value
     trainings = lb.with_defaults("training", [{"name": "training", "params": {"epochs": 2}},
                                               {"name": "training", "params": {"epochs": 2, "channels_last": False}}], spec)
     assert len(lb.plugin_variants(trainings)["training"]) == 1  # a setting added later, at its value: one setting
+
+
+def test_a_parameter_only_newer_runs_hold_does_not_label_the_rows():
+    """regime-tiny's case: its 100% runs (the paper's, stored before subset_seed existed) lack
+    subset_seed, its smaller fractions hold subset_seed = 0; the fraction tells the rows apart
+    and subset_seed is no difference, unless leaving it out would merge two variants."""
+    from regsuite import leaderboard as lb
+
+    refs = [{"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 1.0}},
+            {"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 0.1, "subset_seed": 0}}]
+    variants = lb.plugin_variants(refs)
+    assert [lb.plugin_label(r, variants) for r in refs] == ["tiny_imagenet (train_fraction=1.0)",
+                                                            "tiny_imagenet (train_fraction=0.1)"]
+    merged = refs + [{"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 0.1}}]
+    variants = lb.plugin_variants(merged)
+    labels = [lb.plugin_label(r, variants) for r in merged]
+    assert len(set(labels)) == 3 and labels[1] == "tiny_imagenet (subset_seed=0, train_fraction=0.1)"
