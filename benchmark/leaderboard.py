@@ -238,23 +238,26 @@ def identical_training_notes(rows: list[Row]) -> list[str]:
     """A note for each row that trained exactly like an earlier row of its group on every seed
     both have (the same final losses to the last bit): whatever sets the two apart, an early
     stop that never came or a constraint that never bound, changed nothing in these runs."""
+    seen: dict[tuple, list[int]] = {}  # (dataset, model, seed, final values) → indexes of rows
     notes = []
     for index, row in enumerate(rows):
-        for other in rows[:index]:
-            if (row.dataset, row.model) != (other.dataset, other.model):
-                continue
-            seeds = sorted(set(row.by_seed.get("val_loss", {})) & set(other.by_seed.get("val_loss", {})))
-            if seeds and all(same_final(row, other, seed) for seed in seeds):
+        finals = {seed: final_values(row, seed) for seed in row.by_seed.get("val_loss", {})}
+        candidates = sorted({i for seed, values in finals.items() for i in seen.get((row.dataset, row.model, seed, values), [])})
+        for other in (rows[i] for i in candidates):
+            seeds = sorted(set(finals) & set(other.by_seed.get("val_loss", {})))
+            if all(final_values(other, seed) == finals[seed] for seed in seeds):
                 listed = ", ".join(map(str, seeds))
                 notes.append(f"{row.label!r} trained exactly as {other.label!r} (every final loss equal to the last "
-                             f"digit, seed{'s' if len(seeds) > 1 else ''} {listed}): what sets the two apart changed "
+                             f"bit, seed{'s' if len(seeds) > 1 else ''} {listed}): what sets the two apart changed "
                              "nothing in these runs")
                 break
+        for seed, values in finals.items():
+            seen.setdefault((row.dataset, row.model, seed, values), []).append(index)
     return notes
 
 
-def same_final(row: Row, other: Row, seed: int) -> bool:
-    return all(row.by_seed.get(key, {}).get(seed) == other.by_seed.get(key, {}).get(seed) for key in SAME_TRAINING_KEYS)
+def final_values(row: Row, seed: int) -> tuple:
+    return tuple(row.by_seed.get(key, {}).get(seed) for key in SAME_TRAINING_KEYS)
 
 
 def judge_claims(board: Leaderboard, info: dict[str, Any], rows: dict[tuple[str, str, str], Row]) -> list:

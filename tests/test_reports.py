@@ -356,7 +356,7 @@ def test_a_row_that_trained_exactly_as_another_is_named(tmp_path):
     results = finish_runs(tmp_path / "same", spec, same, extra=lambda run: {"metrics": []})
     result = invoke("leaderboard", "handmade", "--results", results, "--format", "markdown")
     assert result.exit_code == 0, result.output
-    assert "'early stopping' trained exactly as 'none' (every final loss equal to the last digit, seeds 0, 1, 2)" \
+    assert "'early stopping' trained exactly as 'none' (every final loss equal to the last bit, seeds 0, 1, 2)" \
         in result.stdout
     assert sum("trained exactly as" in line for line in result.stdout.splitlines()) == 1
 
