@@ -403,14 +403,18 @@ def spec_entries(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def written_values(name: str, params: dict[str, Any], missing: dict[str, set[str]],
                    written: list[dict[str, Any]]) -> dict[str, Any]:
-    """The value the spec writes for each missing key: among its entries that agree with
-    ``params`` wherever both have a value, the one value no other run holds explicitly (the
-    other runs are the other points of a sweep). Not filled when that is not one value."""
+    """The value of each missing key. Where the spec writes it: among its entries that agree
+    with ``params`` wherever both have a value, the one value no other run holds explicitly
+    (the other runs are the other points of a sweep). Where the spec writes it nowhere, every
+    run it plans has the parameter's default, so the one value the runs that hold it hold.
+    Not filled when that is not one value."""
     matching = [w["params"] for w in written if w["name"] == name
                 and all(w["params"][k] == v for k, v in params.items() if k in w["params"])]
     fill = {}
     for key, taken in sorted(missing.items()):
         values = {json.dumps(m[key], sort_keys=True) for m in matching if key in m}
+        if not any(key in w["params"] for w in written if w["name"] == name):
+            values = set(taken)
         left = values - taken if len(values) > 1 else values
         if len(left) == 1:
             fill[key] = json.loads(left.pop())
@@ -429,33 +433,13 @@ def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]]) -> str:
     """``small_cnn``, or ``small_cnn (width=8)`` when the grid holds it with other parameters
-    (so that two variants never share a row, nor their seeds a pairing). A parameter that
-    one variant holds and another lacks (added after that one's runs were stored) does not
-    count as varying, unless leaving it out would give two variants one label."""
+    (so that two variants never share a row, nor their seeds a pairing)."""
     params = ref.get("params", {})
     others = variants.get(ref["name"], [])
     if len(others) <= 1:
         return ref["name"]
-    shown = varying_keys(others, lenient=True)
-    labels = {variant_text(ref["name"], o, shown) for o in others}
-    if len(labels) < len(others):
-        shown = varying_keys(others, lenient=False)
-    return variant_text(ref["name"], params, shown)
-
-
-def varying_keys(variants: list[dict[str, Any]], lenient: bool) -> set[str]:
-    """The keys whose value differs between variants (``lenient``: between those holding it;
-    else lacking a key differs from holding it)."""
-    def varies(key: str) -> bool:
-        held = {json.dumps(v[key], sort_keys=True) for v in variants if key in v}
-        lacking = not lenient and any(key not in v for v in variants)
-        return len(held) + lacking > 1
-
-    return {k for k in {k for v in variants for k in v} if varies(k)}
-
-
-def variant_text(name: str, params: dict[str, Any], shown: set[str]) -> str:
-    return f"{name} ({', '.join(f'{k}={params[k]}' for k in sorted(params) if k in shown)})"
+    varying = [k for k in sorted(params) if any(o.get(k) != params[k] for o in others)]
+    return f"{ref['name']} ({', '.join(f'{k}={params[k]}' for k in varying)})"
 
 
 def compare_with_baseline(board: Leaderboard) -> bool:

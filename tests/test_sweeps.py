@@ -148,16 +148,24 @@ def test_a_run_stored_without_a_later_parameter_is_labelled_with_the_specs_value
 
 def test_a_parameter_only_newer_runs_hold_does_not_label_the_rows():
     """regime-tiny's case: its 100% runs (the paper's, stored before subset_seed existed) lack
-    subset_seed, its smaller fractions hold subset_seed = 0; the fraction tells the rows apart
-    and subset_seed is no difference, unless leaving it out would merge two variants."""
+    subset_seed, its smaller fractions hold subset_seed = 0. The spec writes no subset_seed,
+    so every run it plans has the default: the fraction alone tells the rows apart. Runs that
+    hold different values of it stay apart, labelled by it."""
     from regsuite import leaderboard as lb
 
+    spec = {"datasets": [{"name": "tiny_imagenet", "classes": 25, "train_fraction": 0.1},
+                         {"name": "tiny_imagenet", "classes": 25, "train_fraction": 1.0}]}
     refs = [{"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 1.0}},
             {"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 0.1, "subset_seed": 0}}]
-    variants = lb.plugin_variants(refs)
-    assert [lb.plugin_label(r, variants) for r in refs] == ["tiny_imagenet (train_fraction=1.0)",
-                                                            "tiny_imagenet (train_fraction=0.1)"]
-    merged = refs + [{"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 0.1}}]
-    variants = lb.plugin_variants(merged)
-    labels = [lb.plugin_label(r, variants) for r in merged]
+    filled = lb.with_defaults("dataset", refs + refs[:1], spec)  # two seeds' runs of the old config
+    assert filled[0]["params"] == filled[2]["params"] == {"classes": 25, "train_fraction": 1.0, "subset_seed": 0}
+    filled = filled[:2]
+    variants = lb.plugin_variants(filled)
+    assert [lb.plugin_label(r, variants) for r in filled] == ["tiny_imagenet (train_fraction=1.0)",
+                                                              "tiny_imagenet (train_fraction=0.1)"]
+    disagreeing = refs + [{"name": "tiny_imagenet", "params": {"classes": 25, "train_fraction": 0.1, "subset_seed": 5}}]
+    filled = lb.with_defaults("dataset", disagreeing, spec)
+    assert filled[0] == disagreeing[0]  # two values held: which one is the default is not known here
+    variants = lb.plugin_variants(filled)
+    labels = [lb.plugin_label(r, variants) for r in filled]
     assert len(set(labels)) == 3 and labels[1] == "tiny_imagenet (subset_seed=0, train_fraction=0.1)"
