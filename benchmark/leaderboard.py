@@ -72,6 +72,10 @@ class Row:
     is_baseline: bool = False
     #: The values of the spec's swept axes this row stands for, by column header.
     swept: dict[str, Any] = field(default_factory=dict)
+    #: The dataset and model as the main table shows them: without the parameters that have a
+    #: swept column of their own (empty: as ``dataset`` and ``model``).
+    shown_dataset: str = ""
+    shown_model: str = ""
 
     @property
     def n(self) -> int:
@@ -114,13 +118,22 @@ class Leaderboard:
     tuned: list["TunedRow"] | None = None
 
     @property
+    def dataset_column(self) -> bool:
+        """Whether the main table needs a dataset column: rows differ in more than swept values."""
+        return len({r.shown_dataset or r.dataset for r in self.rows}) > 1
+
+    @property
+    def model_column(self) -> bool:
+        return len({r.shown_model or r.model for r in self.rows}) > 1
+
+    @property
     def title(self) -> str:
         first = self.rows[0]
         parts = [self.task]
-        if not self.show_dataset:
-            parts.append(first.dataset)
-        if not self.show_model:
-            parts.append(first.model)
+        if not self.dataset_column:
+            parts.append(first.shown_dataset or first.dataset)
+        if not self.model_column:
+            parts.append(first.shown_model or first.model)
         return f"{self.spec_name} — {' / '.join(parts)}"
 
     def section(self, name: str) -> list[Column]:
@@ -292,17 +305,25 @@ def collect_rows(store: Store, spec_name: str, spec: dict[str, Any]) -> tuple[di
                                        spec)
     trainings = plugin_variants(filled["training"])
     headers = swept_headers(spec)
+    in_columns = {kind: {path.rsplit(".", 1)[-1] for path in headers if axis_kind(path) == kind}
+                  for kind in ("dataset", "model", "training")}
     set_values = {s["label"]: s.get("swept", {}) for s in spec.get("sets", [])}
     for index, (label, reference, record) in enumerate(entries):
         c = {**record.config, "dataset": filled["dataset"][index], "model": filled["model"][index],
              "training": filled["training"][index]["params"]}
         model = plugin_label(c["model"], variants["model"])
+        shown_model = plugin_label(c["model"], variants["model"], in_columns["model"])
         setting = plugin_label(filled["training"][index], trainings)
         if setting != "training":  # several training settings: each pairs with its own baseline
             model += " " + setting.removeprefix("training ")
+            shown_setting = plugin_label(filled["training"][index], trainings, in_columns["training"])
+            if shown_setting != "training":
+                shown_model += " " + shown_setting.removeprefix("training ")
         key = (plugin_label(c["dataset"], variants["dataset"]), model, label)
         row = rows.setdefault(key, Row(label, key[0], key[1], reference,
-                                       swept=swept_values(headers, c, set_values.get(label, {}))))
+                                       swept=swept_values(headers, c, set_values.get(label, {})),
+                                       shown_dataset=plugin_label(c["dataset"], variants["dataset"], in_columns["dataset"]),
+                                       shown_model=shown_model))
         row.expected += 1
         statuses[record.status] += 1
         if record.status == "done":
@@ -322,18 +343,27 @@ def swept_headers(spec: dict[str, Any]) -> dict[str, str]:
     return {path: key if keys.count(key) == 1 else path for path, key in zip(paths, keys)}
 
 
+def axis_kind(path: str) -> str:
+    """What a swept axis's path varies: ``sets``, ``training``, ``dataset`` or ``model``."""
+    if path.startswith("sets["):
+        return "sets"
+    if path.startswith("training"):
+        return "training"
+    return "dataset" if path.startswith("dataset") else "model"
+
+
 def swept_values(headers: dict[str, str], config: dict[str, Any], set_swept: dict[str, Any]) -> dict[str, Any]:
     """A run's values on the swept axes, by header; axes that do not apply to it are left out."""
     values = {}
     for path, header in headers.items():
         key = path.rsplit(".", 1)[-1]
-        if path.startswith("sets["):
+        kind = axis_kind(path)
+        if kind == "sets":
             found = path in set_swept
             value = set_swept.get(path)
-        elif path.startswith("training"):
+        elif kind == "training":
             found, value = key in config["training"], config["training"].get(key)
         else:
-            kind = "dataset" if path.startswith("dataset") else "model"
             params = config[kind].get("params", {})
             found, value = key in params, params.get(key)
         if found:
@@ -431,14 +461,15 @@ def plugin_variants(refs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     return variants
 
 
-def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]]) -> str:
+def plugin_label(ref: dict[str, Any], variants: dict[str, list[dict[str, Any]]], hidden: Iterable[str] = ()) -> str:
     """``small_cnn``, or ``small_cnn (width=8)`` when the grid holds it with other parameters
-    (so that two variants never share a row, nor their seeds a pairing)."""
+    (so that two variants never share a row, nor their seeds a pairing). ``hidden`` parameters
+    are left out of the label (they have a column of their own)."""
     params = ref.get("params", {})
     others = variants.get(ref["name"], [])
-    if len(others) <= 1:
+    varying = [k for k in sorted(params) if k not in hidden and any(o.get(k) != params[k] for o in others)]
+    if len(others) <= 1 or not varying:
         return ref["name"]
-    varying = [k for k in sorted(params) if any(o.get(k) != params[k] for o in others)]
     return f"{ref['name']} ({', '.join(f'{k}={params[k]}' for k in varying)})"
 
 
@@ -857,10 +888,10 @@ def rich_cell(row: Row, column: Column):
 
 def label_cells(board: Leaderboard, row: Row) -> list[str]:
     cells = [row.label + (" (baseline)" if row.is_baseline else "")]
-    if board.show_dataset:
-        cells.append(row.dataset)
-    if board.show_model:
-        cells.append(row.model)
+    if board.dataset_column:
+        cells.append(row.shown_dataset or row.dataset)
+    if board.model_column:
+        cells.append(row.shown_model or row.model)
     cells += [shown_value(row.swept[h]) if h in row.swept else "—" for h in board.swept_headers]
     cells.append(f"{row.n}" if row.n == row.expected else f"{row.n}/{row.expected}")
     return cells
@@ -868,9 +899,9 @@ def label_cells(board: Leaderboard, row: Row) -> list[str]:
 
 def label_headers(board: Leaderboard) -> list[str]:
     heads = ["regularizers"]
-    if board.show_dataset:
+    if board.dataset_column:
         heads.append("dataset")
-    if board.show_model:
+    if board.model_column:
         heads.append("model")
     return heads + board.swept_headers + ["n"]
 

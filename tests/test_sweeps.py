@@ -117,6 +117,11 @@ def test_the_leaderboard_shows_swept_values_and_selects_a_slice(files, isolated_
     rows = board["rows"] if isinstance(board, dict) else board
     weights = sorted(str(r["swept"].get("weight")) for r in rows)
     assert weights == ["0.0001", "0.0001", "0.001", "0.001", "0.01", "0.01", "None", "None"]
+    table = runner.invoke(app, ["leaderboard", "tiny", "--format", "markdown"]).output
+    header = next(line for line in table.splitlines() if line.startswith("| regularizers"))
+    # the swept dataset value is a column of its own, so the dataset is named once, in the title
+    assert "train_limit" in header and "dataset" not in header and "train_limit=" not in table
+    assert "image_classification / digits / small_cnn" in table
     sliced = json.loads(runner.invoke(app, ["leaderboard", "tiny", "--format", "json",
                                             "--where", "weight=1e-3", "--where", "train_limit=40"]).output)
     sliced = sliced["rows"] if isinstance(sliced, dict) else sliced
