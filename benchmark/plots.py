@@ -517,6 +517,12 @@ def draw_line(ax, panel: Panel, line: Line, color) -> None:
     band = np.isfinite(low) & np.isfinite(high)
     if band.any() and np.any(high[band] > low[band]):
         ax.fill_between(x, low, high, where=band, color=color, alpha=0.15, linewidth=0)
+    # A band needs a neighbour with one too: a point whose neighbours have none (the only
+    # point with two seeds, say) shows its interval as an error bar.
+    alone = band & ~np.r_[False, band[:-1]] & ~np.r_[band[1:], False]
+    if alone.any():
+        ax.errorbar(x[alone], mean[alone], yerr=[mean[alone] - low[alone], high[alone] - mean[alone]],
+                    fmt="none", ecolor=color, elinewidth=1.2, capsize=3, alpha=0.6)
 
 
 def style_summary_axes(ax, panel: Panel) -> None:
