@@ -525,6 +525,25 @@ def draw_line(ax, panel: Panel, line: Line, color) -> None:
                     fmt="none", ecolor=color, elinewidth=1.2, capsize=3, alpha=0.6)
 
 
+#: Tick labels closer than this share of the x span to the last one shown are left blank.
+MIN_TICK_GAP = 0.07
+
+
+def uncrowded(ticks: dict[float, str], log_x: bool) -> list[str]:
+    """The tick labels in order, those that would overprint their left neighbour's blank (seeded
+    random draws can land close together)."""
+    where = {x: math.log10(x) if log_x else x for x in ticks}
+    span = (max(where.values()) - min(where.values())) or 1.0
+    shown, last = [], None
+    for x in sorted(ticks):
+        if last is None or where[x] - last >= MIN_TICK_GAP * span:
+            shown.append(ticks[x])
+            last = where[x]
+        else:
+            shown.append("")
+    return shown
+
+
 def style_summary_axes(ax, panel: Panel) -> None:
     from matplotlib.ticker import NullFormatter, NullLocator
 
@@ -533,7 +552,7 @@ def style_summary_axes(ax, panel: Panel) -> None:
     if panel.categories is not None:
         ax.set_xticks(range(len(panel.categories)), [literal(c) for c in panel.categories])
     elif panel.ticks:
-        ax.set_xticks(list(panel.ticks), [literal(t) for t in panel.ticks.values()], fontsize=8)
+        ax.set_xticks(sorted(panel.ticks), [literal(t) for t in uncrowded(panel.ticks, panel.log_x)], fontsize=8)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.08)  # the first and last ticks' labels stay inside the figure

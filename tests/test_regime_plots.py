@@ -319,3 +319,9 @@ def test_a_point_whose_neighbours_have_no_band_shows_its_interval_as_an_error_ba
         assert len(ax.containers) == 1  # a band between its two points, no error bar
     finally:
         plt.close(figure)
+
+
+def test_tick_labels_that_would_overprint_their_neighbour_are_left_blank():
+    ticks = {3.75e-3: "0.00375", 6.25e-4: "0.000625", 6.57e-4: "0.000657", 1.26e-5: "1.26e-05"}
+    assert plots.uncrowded(ticks, log_x=True) == ["1.26e-05", "0.000625", "", "0.00375"]
+    assert plots.uncrowded({0.1: "0.1", 0.5: "0.5", 1.0: "1"}, log_x=False) == ["0.1", "0.5", "1"]
