@@ -73,9 +73,13 @@ class Row:
     #: The values of the spec's swept axes this row stands for, by column header.
     swept: dict[str, Any] = field(default_factory=dict)
     #: The dataset and model as the main table shows them: without the parameters that have a
-    #: swept column of their own (empty: as ``dataset`` and ``model``).
-    shown_dataset: str = ""
-    shown_model: str = ""
+    #: swept column of their own (None: as ``dataset`` and ``model``).
+    shown_dataset: str | None = None
+    shown_model: str | None = None
+
+    def __post_init__(self) -> None:
+        self.shown_dataset = self.shown_dataset or self.dataset
+        self.shown_model = self.shown_model or self.model
 
     @property
     def n(self) -> int:
@@ -120,20 +124,20 @@ class Leaderboard:
     @property
     def dataset_column(self) -> bool:
         """Whether the main table needs a dataset column: rows differ in more than swept values."""
-        return len({r.shown_dataset or r.dataset for r in self.rows}) > 1
+        return len({r.shown_dataset for r in self.rows}) > 1
 
     @property
     def model_column(self) -> bool:
-        return len({r.shown_model or r.model for r in self.rows}) > 1
+        return len({r.shown_model for r in self.rows}) > 1
 
     @property
     def title(self) -> str:
         first = self.rows[0]
         parts = [self.task]
         if not self.dataset_column:
-            parts.append(first.shown_dataset or first.dataset)
+            parts.append(first.shown_dataset)
         if not self.model_column:
-            parts.append(first.shown_model or first.model)
+            parts.append(first.shown_model)
         return f"{self.spec_name} — {' / '.join(parts)}"
 
     def section(self, name: str) -> list[Column]:
@@ -311,19 +315,14 @@ def collect_rows(store: Store, spec_name: str, spec: dict[str, Any]) -> tuple[di
     for index, (label, reference, record) in enumerate(entries):
         c = {**record.config, "dataset": filled["dataset"][index], "model": filled["model"][index],
              "training": filled["training"][index]["params"]}
-        model = plugin_label(c["model"], variants["model"])
-        shown_model = plugin_label(c["model"], variants["model"], in_columns["model"])
-        setting = plugin_label(filled["training"][index], trainings)
-        if setting != "training":  # several training settings: each pairs with its own baseline
-            model += " " + setting.removeprefix("training ")
-            shown_setting = plugin_label(filled["training"][index], trainings, in_columns["training"])
-            if shown_setting != "training":
-                shown_model += " " + shown_setting.removeprefix("training ")
+        model = model_label(c["model"], variants["model"], filled["training"][index], trainings, {})
         key = (plugin_label(c["dataset"], variants["dataset"]), model, label)
-        row = rows.setdefault(key, Row(label, key[0], key[1], reference,
-                                       swept=swept_values(headers, c, set_values.get(label, {})),
-                                       shown_dataset=plugin_label(c["dataset"], variants["dataset"], in_columns["dataset"]),
-                                       shown_model=shown_model))
+        row = rows.get(key)
+        if row is None:  # the row's first run: what the tables show of it
+            row = rows[key] = Row(
+                label, key[0], key[1], reference, swept=swept_values(headers, c, set_values.get(label, {})),
+                shown_dataset=plugin_label(c["dataset"], variants["dataset"], in_columns["dataset"]),
+                shown_model=model_label(c["model"], variants["model"], filled["training"][index], trainings, in_columns))
         row.expected += 1
         statuses[record.status] += 1
         if record.status == "done":
@@ -341,6 +340,15 @@ def swept_headers(spec: dict[str, Any]) -> dict[str, str]:
     paths = [axis["path"] for axis in spec.get("sweeps") or []]
     keys = [path.rsplit(".", 1)[-1] for path in paths]
     return {path: key if keys.count(key) == 1 else path for path, key in zip(paths, keys)}
+
+
+def model_label(model: dict[str, Any], variants: dict[str, list[dict[str, Any]]], training: dict[str, Any],
+                trainings: dict[str, list[dict[str, Any]]], hidden: dict[str, set[str]]) -> str:
+    """The model's label, followed by its training setting's where the grid has several (each
+    pairs with its own baseline); ``hidden`` keys by kind are left out (see plugin_label)."""
+    label = plugin_label(model, variants, hidden.get("model", ()))
+    setting = plugin_label(training, trainings, hidden.get("training", ()))
+    return label if setting == "training" else f"{label} {setting.removeprefix('training ')}"
 
 
 def axis_kind(path: str) -> str:
@@ -889,9 +897,9 @@ def rich_cell(row: Row, column: Column):
 def label_cells(board: Leaderboard, row: Row) -> list[str]:
     cells = [row.label + (" (baseline)" if row.is_baseline else "")]
     if board.dataset_column:
-        cells.append(row.shown_dataset or row.dataset)
+        cells.append(row.shown_dataset)
     if board.model_column:
-        cells.append(row.shown_model or row.model)
+        cells.append(row.shown_model)
     cells += [shown_value(row.swept[h]) if h in row.swept else "—" for h in board.swept_headers]
     cells.append(f"{row.n}" if row.n == row.expected else f"{row.n}/{row.expected}")
     return cells

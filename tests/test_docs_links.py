@@ -1,6 +1,6 @@
-"""Every reference in the project's documents resolves inside the project: each relative link
-of a markdown file names a file of the checkout, and no file names a design document that is
-not part of it."""
+"""Every reference in the project resolves inside it: each relative link of a markdown file
+names a file of the checkout, and every markdown document a file names (outside the tests,
+which name the files they generate) is one of the project's."""
 from __future__ import annotations
 
 import re
@@ -37,8 +37,14 @@ def test_every_relative_link_names_a_file_of_the_project(document: Path):
     assert not broken, f"{document.relative_to(ROOT)}: links that do not resolve inside the project: {broken}"
 
 
-def test_no_file_refers_to_a_design_document_outside_the_project():
-    names = [p for p in tracked("*") if p.suffix in {".md", ".py", ".toml", ".txt", ".cfg", ""} and p.is_file()]
-    citing = [str(p.relative_to(ROOT)) for p in names
-              if p != Path(__file__).resolve() and "DESIGN.md" in p.read_text(encoding="utf-8", errors="replace")]
-    assert not citing, citing
+MARKDOWN_NAME = re.compile(r"[\w./-]*\w\.md\b")
+
+
+def test_every_markdown_document_a_file_names_is_part_of_the_project():
+    names = {p.name for p in MARKDOWN}
+    texts = [p for p in tracked("*") if p.suffix in {".md", ".py", ".toml", ".txt", ".cfg", ""}
+             and p.is_file() and "tests" not in p.relative_to(ROOT).parts]
+    outside = sorted({f"{p.relative_to(ROOT)}: {name}" for p in texts
+                      for name in MARKDOWN_NAME.findall(p.read_text(encoding="utf-8", errors="replace"))
+                      if Path(name).name not in names})
+    assert not outside, outside

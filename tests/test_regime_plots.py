@@ -302,23 +302,16 @@ def test_a_real_sweep_records_train_size_and_gets_both_figures(files, tmp_path):
 
 
 def test_a_point_whose_neighbours_have_no_band_shows_its_interval_as_an_error_bar():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panel = plots.Panel(title="t", xlabel="x", ylabel="y", lines=[])
     alone = plots.Line("alone", [plots.Point(1, 0.1), plots.Point(2, 0.2, 0.0, 0.4, 2), plots.Point(4, 0.3)])
     paired = plots.Line("paired", [plots.Point(1, 0.1, 0.0, 0.2, 3), plots.Point(2, 0.2, 0.1, 0.3, 3)])
-    figure, ax = plt.subplots()
-    try:
-        plots.draw_line(ax, panel, alone, "C0")
-        assert len(ax.containers) == 1
-        (bar,) = ax.containers[0].lines[2]
-        assert [list(map(list, segment)) for segment in bar.get_segments()] == [[[2.0, 0.0], [2.0, 0.4]]]
-        plots.draw_line(ax, panel, paired, "C1")
-        assert len(ax.containers) == 1  # a band between its two points, no error bar
-    finally:
-        plt.close(figure)
+    _, (ax,) = plots.new_figure(1)
+    plots.draw_line(ax, panel, alone, "C0")
+    assert len(ax.containers) == 1
+    (bar,) = ax.containers[0].lines[2]
+    assert [list(map(list, segment)) for segment in bar.get_segments()] == [[[2.0, 0.0], [2.0, 0.4]]]
+    plots.draw_line(ax, panel, paired, "C1")
+    assert len(ax.containers) == 1  # a band between its two points, no error bar
 
 
 def test_tick_labels_that_would_overprint_their_neighbour_are_left_blank():
