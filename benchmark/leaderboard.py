@@ -15,6 +15,10 @@ A board has three sections, each a table:
 - ``reference``: the spec's ``reference`` values (the study's Table 1, say) beside the
   measured means.
 
+A spec that sweeps the training-set size (``train_fraction``, say) adds the ``regime`` table
+(:mod:`regsuite.regime`): per set, its Δ val loss at each size and how that Δ changes from the
+largest training set to the smallest, with a verdict.
+
 A spec with ``[selection]`` (:mod:`regsuite.selection`) adds the ``tuned`` table: per set (its
 candidates grouped by ``tuned_from``) the candidate with the lowest mean selection loss over
 seeds, that candidate's metrics on the held-out split (val, or test where the runs have one),
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from regsuite import claims as claim_checks
+from regsuite import regime as regimes
 from regsuite import stats
 from regsuite.errors import RegsuiteError, at_most
 from regsuite.store import RunRecord, Store
@@ -120,6 +125,8 @@ class Leaderboard:
     claims: list[claim_checks.JudgedClaim] = field(default_factory=list)
     #: The tuned table of a spec with [selection] (None without one).
     tuned: list["TunedRow"] | None = None
+    #: Per model, the data-regime table of a spec that sweeps the training-set size.
+    regime: list[regimes.Table] = field(default_factory=list)
 
     @property
     def dataset_column(self) -> bool:
@@ -234,6 +241,9 @@ def build(store: Store, spec_name: str, sort: str | None = "val_loss",
     )
     has_deltas = compare_with_baseline(board)
     board.columns = columns_for(finished, has_deltas, info)
+    dataset_headers = [h for path, h in headers.items() if axis_kind(path) == "dataset"]
+    board.regime = regimes.tables(finished, list(dict.fromkeys(dataset_headers)), board.baseline,
+                                  {s.get("label"): i for i, s in enumerate(info["spec"].get("sets", []))})
     if info["spec"].get("selection"):
         board.tuned = tuned_rows(all_rows, info["spec"], info["baseline"])
         board.claims = judge_tuned_claims(board, info)
@@ -756,6 +766,69 @@ def tuned_notes(board: Leaderboard) -> list[str]:
     ]
 
 
+REGIME_CHANGE = "smallest − largest [95% CI]"
+REGIME_VERDICT = "with less data"
+
+
+def regime_caption(board: Leaderboard, table: regimes.Table) -> str:
+    where = f" ({table.model})" if len(board.regime) > 1 else ""
+    return (f"Data regime{where}: Δ val loss against {board.baseline!r} at each training-set size "
+            f"({table.axis.name}), and how it changes from the largest to the smallest")
+
+
+def regime_cells(table: regimes.Table) -> tuple[list[str], list[list[str]]]:
+    """Headers and plain-text cells of one regime table: a Δ cell per size, the change, the verdict."""
+    heads = ["regularizers", *(f"Δ at {table.axis.heading(x)}" for x in table.sizes), REGIME_CHANGE, REGIME_VERDICT]
+    rows = []
+    for line in table.lines:
+        cells = [line.label]
+        for x in table.sizes:
+            mean, interval = difference_parts(line.deltas.get(x), False, 3) if x in line.deltas else ("—", "")
+            cells.append(f"{mean} ({interval})" if interval == "n too small" else f"{mean} {interval}".strip())
+        change = line.change
+        if change is None or change.mean is None:
+            cells.append("—")
+        elif change.low is None:
+            cells.append(f"{number(change.mean, 3, True)} (n too small)")
+        else:
+            cells.append(f"{number(change.mean, 3, True)} [{number(change.low, 3, True)}, {number(change.high, 3, True)}]")
+        rows.append(cells + [line.verdict])
+    return heads, rows
+
+
+def regime_emphasis(table: regimes.Table) -> list[list[bool]]:
+    """Per line, per number cell (each size's Δ, then the change): whether its interval excludes 0."""
+    return [[x in line.deltas and line.deltas[x].excludes_zero for x in table.sizes]
+            + [line.change is not None and line.change.excludes_zero] for line in table.lines]
+
+
+def regime_records(board: Leaderboard) -> list[dict[str, Any]]:
+    """One record per regime line: its Δ at every size, the change and the verdict."""
+    out = []
+    for table in board.regime:
+        for line in table.lines:
+            c = line.change
+            out.append({
+                "spec": board.spec_name, "model": table.model, "set": line.set_label, "line": line.label,
+                "size_axis": table.axis.name,
+                "deltas": [{"size": x, "delta_val_loss": d.mean, "ci_low": d.low, "ci_high": d.high, "n": d.n}
+                           for x, d in line.deltas.items()],
+                "change": c.mean if c else None, "change_ci_low": c.low if c else None,
+                "change_ci_high": c.high if c else None, "verdict": line.verdict,
+            })
+    return out
+
+
+def regime_notes(board: Leaderboard) -> list[str]:
+    return [
+        "Data regime: each size's Δ val loss is the main table's (set − baseline on the same training data, paired "
+        f"by seed, 95% t interval); {REGIME_CHANGE} = the set's Δ at its smallest training set minus its Δ at its "
+        "largest, with a Welch t interval (the two sizes train on different data, so no seed pairs them). "
+        f"The verdict ({REGIME_VERDICT}) is '{regimes.BETTER}' when that interval lies below 0 (the set gains on the "
+        f"baseline as data shrinks), '{regimes.WORSE}' above 0, '{regimes.NO_CHANGE}' across 0.",
+    ]
+
+
 # ---------------------------------------------------------------------------- user text
 
 # Labels, claim texts, plugin names and parameters, descriptions and paths are shown as they
@@ -932,6 +1005,8 @@ def footnotes(board: Leaderboard, text: Callable[[str], str] = str, header: Call
             "'n too small' for fewer than 2 pairs. Negative Δ = lower than the baseline; "
             "intervals that exclude 0 are highlighted."
         )
+    if board.regime:
+        notes += regime_notes(board)
     if board.tuned is not None:
         notes += tuned_notes(board)
     notes += [text(note) for note in board.notes]
@@ -981,12 +1056,37 @@ def to_rich(board: Leaderboard):
         for cells in rows:
             table.add_row(*cells)
         tables.append(table)
+    tables += [rich_regime(board, table) for table in board.regime]
     if board.tuned is not None:
         tables.append(rich_tuned(board))
     if board.claims:
         tables.append(rich_claims(board))
     notes = Text("\n".join(f"• {note}" for note in footnotes(board)), style="dim")
     return Group(*tables, notes)
+
+
+def rich_regime(board: Leaderboard, table: regimes.Table):
+    from rich.table import Table
+    from rich.text import Text
+
+    axis = table.axis
+    caption = regime_caption(board, table) + (f"; in parentheses, each size's {axis.under_name}" if axis.under_name else "")
+    out = Table(title=Text(caption), show_lines=True, title_justify="left")
+    heads, rows = regime_cells(table)
+    out.add_column(heads[0], max_width=24, overflow="fold")
+    for x in table.sizes:  # the size alone: the swept parameter's name is in the title
+        out.add_column(Text(f"Δ at\n{axis.short_heading(x)}"), justify="right")
+    out.add_column(Text(REGIME_CHANGE.replace(" [95% CI]", "\n[95% CI]")), justify="right")
+    out.add_column(heads[-1], overflow="fold")
+    for cells, emphasis, line in zip(rows, regime_emphasis(table), table.lines):
+        numbers = []
+        for cell, strong in zip(cells[1:-1], emphasis):
+            mean, _, interval = cell.partition(" ")
+            style = ("bold green" if mean.startswith("-") else "bold red") if strong else ""
+            numbers.append(Text(mean, style=style) + Text(f"\n{interval}" if interval else "", style="dim"))
+        verdict_style = {regimes.BETTER: "bold green", regimes.WORSE: "bold red"}.get(line.verdict, "dim")
+        out.add_row(Text(cells[0]), *numbers, Text(cells[-1], style=verdict_style))
+    return out
 
 
 def rich_tuned(board: Leaderboard):
@@ -1059,6 +1159,19 @@ def markdown_claims(board: Leaderboard, hashes: str) -> str:
     return f"{hashes}# Claims\n\n{summary}.\n\n{table}\n"
 
 
+def markdown_regime(board: Leaderboard, table: regimes.Table, hashes: str) -> str:
+    from tabulate import tabulate
+
+    heads, rows = regime_cells(table)
+    cells = []
+    for row, emphasis in zip(rows, regime_emphasis(table)):
+        numbers = [f"**{cell}**" if strong else cell for cell, strong in zip(row[1:-1], emphasis)]
+        cells.append([md_text(row[0]), *numbers, row[-1]])
+    out = tabulate(cells, headers=[md_header(h) for h in heads], tablefmt="pipe", disable_numparse=True,
+                   colalign=["left"] + ["right"] * (len(heads) - 2) + ["left"])
+    return f"{hashes}# {md_text(regime_caption(board, table))}\n\n{out}\n"
+
+
 def markdown_tuned(board: Leaderboard, hashes: str) -> str:
     from tabulate import tabulate
 
@@ -1087,6 +1200,7 @@ def to_markdown(board: Leaderboard, heading_level: int = 3) -> str:
         table = tabulate(rows, headers=heads + [md_header(c.header) for c in columns], tablefmt="pipe",
                          disable_numparse=True, colalign=align)
         parts.append(f"{hashes}# {caption}\n\n{table}\n")
+    parts += [markdown_regime(board, table, hashes) for table in board.regime]
     if board.tuned is not None:
         parts.append(markdown_tuned(board, hashes))
     if board.claims:
@@ -1146,6 +1260,10 @@ def to_csv(board: Leaderboard) -> str:
     """The rows table; with claims, a blank line and the claims table (one line per comparison)."""
     buffer = io.StringIO()
     write_csv(buffer, records(board))
+    if board.regime:
+        buffer.write("\n")
+        write_csv(buffer, [{key: strict_dumps(value) if key == "deltas" else value for key, value in item.items()}
+                           for item in regime_records(board)])
     if board.tuned is not None:
         buffer.write("\n")
         write_csv(buffer, [{key: json.dumps(value) if key == "chosen_swept" else value for key, value in item.items()}
@@ -1171,6 +1289,7 @@ def to_json(board: Leaderboard) -> str:
     return strict_dumps({"spec": board.spec_name, "task": board.task, "baseline": board.baseline,
                        "sorted_by": board.sorted_by, "confidence": stats.CONFIDENCE,
                        "rows": records(board), "claims": claim_records(board), "missing": board.missing,
+                       **({"regime": regime_records(board)} if board.regime else {}),
                        **({"tuned": tuned_records(board)} if board.tuned is not None else {})},
                       indent=2)
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from regsuite import atomic
 from regsuite import leaderboard as lb
+from regsuite import regime as regimes
 from regsuite import stats
 from regsuite.safety import check_spec_name, inside
 from regsuite.store import Store
@@ -46,9 +47,6 @@ REGIME_BAND = "line = mean Δ over seeds, band = 95% t interval"
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
 MANIFEST = ".regsuite-plots.json"  # in a plot folder: the files regsuite wrote there
-#: Dataset parameters that set the training-set size: the regime figure's x axis for runs
-#: made before summaries recorded ``train_size``.
-SIZE_PARAMS = ("train_fraction", "per_class", "train_limit")
 LOG_X_SPAN = 10.0  # a swept strength spanning more than this factor is drawn on a log axis
 
 History = list[dict[str, float]]  # one run's epochs, as Store.epochs returns them
@@ -277,137 +275,54 @@ def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def dataset_of(row: lb.Row) -> str:
-    return row.runs[0].config["dataset"]["name"] if row.runs else row.dataset
-
-
-def train_size(row: lb.Row) -> int | None:
-    """The training samples its runs loaded (summaries have ``train_size`` since regsuite
-    recorded it); None when a run lacks it or the runs disagree."""
-    sizes = {run.summary.get("train_size") for run in row.runs}
-    size = sizes.pop() if len(sizes) == 1 else None
-    return int(size) if is_number(size) and size > 0 else None
-
-
 def axis_headers(spec: dict[str, Any], *prefixes: str) -> dict[str, str]:
     """The spec's swept axes under ``prefixes`` (path → the leaderboard's column header)."""
     return {path: header for path, header in lb.swept_headers(spec).items() if path.startswith(prefixes)}
-
-
-def param_name(header: str) -> str:
-    return header.rsplit(".", 1)[-1]
 
 
 def context_label(values: dict[str, Any]) -> str:
     return ", ".join(f"{header}={lb.shown_value(value)}" for header, value in values.items())
 
 
-def set_order(spec: dict[str, Any]) -> dict[str, int]:
-    return {s.get("label"): i for i, s in enumerate(spec.get("sets", []))}
-
-
 def regime_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[SummaryFigure]:
     """For a spec whose grid sweeps a dataset parameter that changes the training-set size:
     per model (with its training setting), each non-baseline set's Δ val loss against the
-    baseline of the same dataset variant, over the training-set size. The Δ is the
-    leaderboard's: paired by seed (:func:`regsuite.stats.paired_difference`), the band its 95%
-    t interval. x is ``train_size`` (what the dataset loaded, before any regularizer's
-    transform); runs without it fall back to the swept value of a parameter in
-    :data:`SIZE_PARAMS`. A spec sweeping no such parameter gets none."""
-    headers = list(dict.fromkeys(axis_headers(spec, "dataset.", "datasets[").values()))
-    if not headers or board.baseline is None:
-        return []
-    groups: dict[str, list[lb.Row]] = {}
-    for row in board.rows:
-        groups.setdefault(row.model, []).append(row)
+    baseline of the same dataset variant, over the training-set size: the lines of the
+    leaderboard's regime table (:mod:`regsuite.regime`). The Δ is paired by seed
+    (:func:`regsuite.stats.paired_difference`), the band its 95% t interval. x is
+    ``train_size`` (what the dataset loaded, before any regularizer's transform); runs without
+    it fall back to the swept value of a parameter in :data:`regsuite.regime.SIZE_PARAMS`. A
+    spec sweeping no such parameter gets none."""
+    several = len(board.regime) > 1
     figures = []
-    for model, rows in groups.items():
-        panel = regime_panel(board, spec, rows, headers)
-        if panel is None:
-            continue
-        several = len(groups) > 1
-        where = f" ({model})" if several else ""
+    for table in board.regime:
+        where = f" ({table.model})" if several else ""
         figures.append(SummaryFigure(
-            stem=f"{slug(model)}-regime" if several else "regime",
+            stem=f"{slug(table.model)}-regime" if several else "regime",
             title=f"Δ val loss against {board.baseline!r} by training-set size{where}",
             heading=(f"{board.spec_name}: Δ val loss against {board.baseline!r} by training-set size{where}\n"
                      f"Δ = set − {board.baseline!r} on the same training data, paired by seed "
                      f"(below 0: the set lowers val loss)"),
-            panels=[panel], band=REGIME_BAND))
+            panels=[regime_panel(board, table)], band=REGIME_BAND))
     return figures
 
 
-def regime_panel(board: lb.Leaderboard, spec: dict[str, Any], rows: list[lb.Row], headers: list[str]) -> Panel | None:
-    variants: dict[str, tuple[dict[str, Any], set[int | None]]] = {}
-    for row in rows:
-        _, sizes = variants.setdefault(row.dataset, ({h: row.swept.get(h) for h in headers}, set()))
-        sizes.add(train_size(row))
-    by_size = all(len(sizes) == 1 and None not in sizes for _, sizes in variants.values())
-    if by_size:
-        size_of = {name: next(iter(sizes)) for name, (_, sizes) in variants.items()}
-        moving = [h for h in headers if changes_size(h, headers, variants, size_of)]
-        x_of = size_of
-        xlabel = "training-set size (train_size: images the dataset loaded)"
-    else:
-        moving = [h for h in headers if param_name(h) in SIZE_PARAMS]
-        if not moving:
-            return None
-        x_of = {name: values.get(moving[0]) for name, (values, _) in variants.items()}
-        xlabel = moving[0]
-        moving = moving[:1]
-    if not moving:
-        return None
-    context = [h for h in headers if h not in moving]
-    several_datasets = len({dataset_of(row) for row in rows}) > 1
-    order = set_order(spec)
-    lines: dict[tuple, Line] = {}
-    for row in rows:
-        delta = row.deltas.get("delta_val_loss")
-        if row.is_baseline or delta is None or not finite(delta.mean) or x_of.get(row.dataset) is None:
-            continue
-        shown = {h: row.swept.get(h) for h in context if h in row.swept}
-        parts = [row.label, *([dataset_of(row)] if several_datasets else []),
-                 *([context_label(shown)] if shown else [])]
-        line_key = (order.get(row.label, len(order)), row.label, dataset_of(row), tuple(map(str, shown.values())))
-        line = lines.setdefault(line_key, Line(", ".join(parts), [], (row.dataset, row.model)))
-        line.points.append(Point(x_of[row.dataset], delta.mean, delta.low, delta.high, delta.n))
-    xs = {p.x for line in lines.values() for p in line.points}
-    if len(xs) < 2:
-        return None
-    numeric = all(is_number(x) for x in xs)
-    for line in lines.values():
-        line.points.sort(key=lambda p: float(p.x) if numeric else lb.shown_value(p.x))
-    panel = Panel(title=REGIME_BAND, xlabel=xlabel,
-                  ylabel=f"Δ val loss vs {board.baseline}",
-                  lines=[lines[k] for k in sorted(lines)],
+def regime_panel(board: lb.Leaderboard, table: regimes.Table) -> Panel:
+    axis = table.axis
+    lines = [Line(line.label, [Point(x, d.mean, d.low, d.high, d.n) for x, d in line.deltas.items()], line.variant)
+             for line in table.lines]
+    xlabel = "training-set size (train_size: images the dataset loaded)" if axis.by_size else axis.name
+    panel = Panel(title=REGIME_BAND, xlabel=xlabel, ylabel=f"Δ val loss vs {board.baseline}", lines=lines,
                   levels=[Level(f"{board.baseline} (baseline): Δ = 0", 0.0)],
-                  log_x=numeric and log_worthy(sorted(xs), span=1.0))
+                  log_x=table.numeric and log_worthy(table.sizes, span=1.0))
     if panel.log_x:
         panel.xlabel += ", log scale"
-    if not numeric:
-        panel.categories = sorted(lb.shown_value(x) for x in xs)
-    elif len(xs) <= 8:
-        panel.ticks = {float(x): lb.shown_value(x) for x in sorted(xs)}
-        if by_size and len(moving) == 1:  # the swept value under each size: "63" over "train_fraction=0.05"
-            swept: dict[Any, set[str]] = {}
-            for name, size in x_of.items():
-                value = variants[name][0].get(moving[0])
-                if value is not None:
-                    swept.setdefault(size, set()).add(lb.shown_value(value))
-            for x in xs:
-                if len(swept.get(x, ())) == 1:
-                    panel.ticks[float(x)] += f"\n{param_name(moving[0])}={next(iter(swept[x]))}"
+    if not table.numeric:
+        panel.categories = sorted(lb.shown_value(x) for x in table.sizes)
+    elif len(table.sizes) <= 8:
+        panel.ticks = {float(x): lb.shown_value(x) + (f"\n{axis.swept_under[x]}" if x in axis.swept_under else "")
+                       for x in table.sizes}
     return panel
-
-
-def changes_size(header: str, headers: list[str], variants: dict[str, tuple[dict[str, Any], set]],
-                 size_of: dict[str, int]) -> bool:
-    """Whether the training-set size moves with ``header`` while the other axes stay put."""
-    sizes: dict[tuple, set[int]] = {}
-    for name, (values, _) in variants.items():
-        others = tuple(lb.shown_value(values.get(h)) for h in headers if h != header)
-        sizes.setdefault(others, set()).add(size_of[name])
-    return any(len(found) > 1 for found in sizes.values())
 
 
 def sensitivity_figures(board: lb.Leaderboard, spec: dict[str, Any]) -> list[SummaryFigure]:

@@ -170,7 +170,7 @@ def test_the_import_contracts_hold(installed_layout):
 def test_the_reports_and_the_execution_package_import_without_torch():
     """``regsuite leaderboard`` and ``plot`` read a store without torch (seconds to import);
     ``regsuite.execution`` imports an executor only when a plan runs."""
-    check = ("import sys; import regsuite.leaderboard, regsuite.plots, regsuite.claims, regsuite.safety, "
+    check = ("import sys; import regsuite.leaderboard, regsuite.plots, regsuite.claims, regsuite.regime, regsuite.safety, "
              "regsuite.stats, regsuite.vocabulary, regsuite.execution, regsuite.cli; "
              "heavy = sorted(m for m in ('torch', 'regsuite.spec', 'regsuite.execution.grid') if m in sys.modules); "
              "sys.exit(' '.join(heavy) or None)")

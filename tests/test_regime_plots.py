@@ -11,43 +11,15 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 
-from helpers import reports
+from helpers.reports import NONE_VAL, REGIME_SPEC, SIZES, finish_losses, fraction
 from regsuite import plots, stats
+from regsuite import regime as regimes
 from regsuite import leaderboard as lb
 from regsuite.store import Store
 
-REGIME_SPEC = """
-name = "regime-test"
-task = "image_classification"
-seeds = [0, 1, 2]
-
-[dataset]
-name = "digits"
-train_fraction = { sweep = [1.0, 0.25, 0.5] }   # not in size order: the figure sorts by size
-
-[model]
-name = "small_cnn"
-
-[training]
-epochs = 2
-
-[[sets]]
-label = "none"
-
-[[sets]]
-label = "l2"
-regularizers = [{ name = "l2", weight = 1e-3 }]
-
-[[sets]]
-label = "dropout"
-regularizers = [{ name = "dropout", p = 0.25 }]
-"""
-SIZES = {0.25: 314, 0.5: 628, 1.0: 1257}  # the train_size each fraction's runs report
-NONE_VAL = {0.25: [2.0, 2.2, 2.4], 0.5: [1.5, 1.6, 1.7], 1.0: [1.0, 1.1, 1.2]}  # per seed
 # Each set's val loss minus none's, per seed: the paired differences the figure must show.
 DIFFS = {
     "l2": {0.25: [-0.3, -0.2, -0.1], 0.5: [-0.1, 0.0, 0.1], 1.0: [0.1, 0.2, 0.3]},
@@ -78,28 +50,6 @@ regularizers = [{ name = "l2", weight = { sweep = [1e-2, 1e-4, 1e-3] } }]
 STRENGTH_VAL = {None: [1.0, 1.2], 1e-4: [0.9, 1.1], 1e-3: [0.8, 0.9], 1e-2: [1.4, 1.6]}  # by weight, per seed
 
 
-def finish_runs(directory: Path, spec_dir: Path, text: str, val_loss, train_size=None) -> Path:
-    """Register the spec's grid in a store at ``directory`` and finish every run with
-    ``val_loss(run)`` as its final val loss (train loss 0.5) and ``train_size(run)`` in its
-    summary (left out when that is None)."""
-    spec_path = spec_dir / "spec.toml"
-    spec_path.write_text(dedent(text).lstrip(), encoding="utf-8")
-
-    def epochs(run) -> list[dict[str, float]]:
-        val = val_loss(run)
-        return [{"epoch": 1, "train_loss": 1.0, "val_loss": val + 0.3}, {"epoch": 2, "train_loss": 0.5, "val_loss": val}]
-
-    def extra(run) -> dict[str, int]:
-        size = train_size(run) if train_size else None
-        return {} if size is None else {"train_size": size}
-
-    return reports.finish_runs(directory, spec_path, epochs, extra=extra)
-
-
-def fraction(run) -> float:
-    return run.config["dataset"]["params"]["train_fraction"]
-
-
 def regime_val(run) -> float:
     base = NONE_VAL[fraction(run)][run.seed]
     return base if run.label == "none" else base + DIFFS[run.label][fraction(run)][run.seed]
@@ -107,7 +57,7 @@ def regime_val(run) -> float:
 
 @pytest.fixture
 def regime_store(tmp_path) -> Path:
-    return finish_runs(tmp_path / "regime-results", tmp_path, REGIME_SPEC, regime_val,
+    return finish_losses(tmp_path / "regime-results", tmp_path, REGIME_SPEC, regime_val,
                        lambda run: SIZES[fraction(run)])
 
 
@@ -172,7 +122,7 @@ def test_the_regime_points_are_the_paired_differences_over_sorted_sizes(regime_s
 
 
 def test_runs_without_train_size_fall_back_to_the_swept_value(tmp_path):
-    results = finish_runs(tmp_path / "old-results", tmp_path, REGIME_SPEC, regime_val)  # no train_size
+    results = finish_losses(tmp_path / "old-results", tmp_path, REGIME_SPEC, regime_val)  # no train_size
     [figure] = figures(results, "regime-test", plots.regime_figures)
     [panel] = figure.panels
     assert panel.xlabel == "train_fraction, log scale"
@@ -196,13 +146,13 @@ def test_a_regime_figure_that_no_longer_applies_is_removed(regime_store, tmp_pat
 
 def test_no_regime_figure_without_a_size_changing_dataset_sweep(tmp_path):
     plain = REGIME_SPEC.replace("train_fraction = { sweep = [1.0, 0.25, 0.5] }", "train_fraction = 0.5")
-    results = finish_runs(tmp_path / "plain", tmp_path, plain, lambda run: 1.0 + run.seed, lambda run: 628)
+    results = finish_losses(tmp_path / "plain", tmp_path, plain, lambda run: 1.0 + run.seed, lambda run: 628)
     assert figures(results, "regime-test", plots.regime_figures) == []
     assert not {"regime.png", "sensitivity.png"} & written(results, "regime-test", tmp_path / "plain-plots")
     # a dataset sweep that keeps the size (another subsample of the same size) is no regime either
     reseeded = REGIME_SPEC.replace("train_fraction = { sweep = [1.0, 0.25, 0.5] }",
                                    "train_fraction = 0.5\nsubset_seed = { sweep = [0, 1] }")
-    results = finish_runs(tmp_path / "reseeded", tmp_path, reseeded, lambda run: 1.0 + run.seed, lambda run: 628)
+    results = finish_losses(tmp_path / "reseeded", tmp_path, reseeded, lambda run: 1.0 + run.seed, lambda run: 628)
     assert figures(results, "regime-test", plots.regime_figures) == []
     assert "regime.png" not in written(results, "regime-test", tmp_path / "reseeded-plots")
 
@@ -215,7 +165,7 @@ def weight(run) -> float | None:
 
 
 def test_the_sensitivity_figure_plots_val_loss_over_the_swept_strength(tmp_path):
-    results = finish_runs(tmp_path / "results", tmp_path, SENSITIVITY_SPEC,
+    results = finish_losses(tmp_path / "results", tmp_path, SENSITIVITY_SPEC,
                           lambda run: STRENGTH_VAL[weight(run)][run.seed], lambda run: 1257)
     assert figures(results, "strength-test", plots.regime_figures) == []
     [figure] = figures(results, "strength-test", plots.sensitivity_figures)
@@ -237,7 +187,7 @@ def test_sensitivity_draws_one_line_per_dataset_variant_and_a_narrow_sweep_stays
     text = SENSITIVITY_SPEC.replace('name = "digits"', 'name = "digits"\ntrain_fraction = { sweep = [0.5, 1.0] }')
     text = text.replace("{ sweep = [1e-2, 1e-4, 1e-3] }", "{ sweep = [2e-3, 1e-3] }")
     vals = {None: 1.0, 1e-3: 0.9, 2e-3: 0.8}
-    results = finish_runs(tmp_path / "results", tmp_path, text,
+    results = finish_losses(tmp_path / "results", tmp_path, text,
                           lambda run: vals[weight(run)] + (1 - fraction(run)) + 0.1 * run.seed,
                           lambda run: int(1257 * fraction(run)))
     [figure] = figures(results, "strength-test", plots.sensitivity_figures)
@@ -295,7 +245,7 @@ def test_a_real_sweep_records_train_size_and_gets_both_figures(files, tmp_path):
     assert result.exit_code == 0, result.output
     with Store(results, create=False) as store:
         board = lb.build(store, "real")
-        assert {r.swept["train_fraction"]: plots.train_size(r) for r in board.rows} == {0.5: 20, 1.0: 40}
+        assert {r.swept["train_fraction"]: regimes.train_size(r) for r in board.rows} == {0.5: 20, 1.0: 40}
     [regime] = figures(results, "real", plots.regime_figures)
     assert all([p.x for p in line.points] == [20, 40] for line in regime.panels[0].lines)
     assert {"regime.png", "sensitivity.png"} <= written(results, "real", tmp_path / "plots")

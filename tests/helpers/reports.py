@@ -114,3 +114,56 @@ def markdown_rows(text: str, section: str) -> dict[str, dict[str, str]]:
         cells = dict(zip(heads, (c.strip() for c in line.strip("|").split("|"))))
         rows[cells["regularizers"].replace(" (baseline)", "")] = cells
     return rows
+
+
+# A data-regime grid: train_fraction swept (out of size order) under none, l2 and dropout.
+REGIME_SPEC = """
+name = "regime-test"
+task = "image_classification"
+seeds = [0, 1, 2]
+
+[dataset]
+name = "digits"
+train_fraction = { sweep = [1.0, 0.25, 0.5] }   # not in size order: the figure sorts by size
+
+[model]
+name = "small_cnn"
+
+[training]
+epochs = 2
+
+[[sets]]
+label = "none"
+
+[[sets]]
+label = "l2"
+regularizers = [{ name = "l2", weight = 1e-3 }]
+
+[[sets]]
+label = "dropout"
+regularizers = [{ name = "dropout", p = 0.25 }]
+"""
+SIZES = {0.25: 314, 0.5: 628, 1.0: 1257}  # the train_size each fraction's runs report
+NONE_VAL = {0.25: [2.0, 2.2, 2.4], 0.5: [1.5, 1.6, 1.7], 1.0: [1.0, 1.1, 1.2]}  # per seed
+
+
+def finish_losses(directory: Path, spec_dir: Path, text: str, val_loss, train_size=None) -> Path:
+    """Register the spec's grid in a store at ``directory`` and finish every run with
+    ``val_loss(run)`` as its final val loss (train loss 0.5) and ``train_size(run)`` in its
+    summary (left out when that is None)."""
+    spec_path = spec_dir / "spec.toml"
+    spec_path.write_text(dedent(text).lstrip(), encoding="utf-8")
+
+    def epochs(run) -> list[dict[str, float]]:
+        val = val_loss(run)
+        return [{"epoch": 1, "train_loss": 1.0, "val_loss": val + 0.3}, {"epoch": 2, "train_loss": 0.5, "val_loss": val}]
+
+    def extra(run) -> dict[str, int]:
+        size = train_size(run) if train_size else None
+        return {} if size is None else {"train_size": size}
+
+    return finish_runs(directory, spec_path, epochs, extra=extra)
+
+
+def fraction(run) -> float:
+    return run.config["dataset"]["params"]["train_fraction"]
