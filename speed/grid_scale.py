@@ -1,11 +1,14 @@
 """How regsuite scales with the size of a grid: expanding and validating a swept spec, and the
-store and the leaderboard with thousands of finished runs (generated, nothing trains).
+store, the leaderboard and the summary figures with thousands of finished runs (generated,
+nothing trains).
 
-    python speed/grid_scale.py                      # 100,000-point grid; 5,000-run store
+    python speed/grid_scale.py                      # 100,000-point grid; 5,000-run stores
     python speed/grid_scale.py --points 20000 --runs 1000
 
 Prints seconds per step. The grid is digits × small_cnn × an L2 strength sweep × seeds
-(its dataset is fingerprinted once, as every grid's is).
+(its dataset is fingerprinted once, as every grid's is). The second store adds a
+train_fraction sweep, so that its leaderboard has the data-regime table and its plots the
+regime and sensitivity figures.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ task = "image_classification"
 seeds = {seeds}
 [dataset]
 name = "digits"
-train_limit = 100
+train_limit = 100{fractions}
 [model]
 name = "small_cnn"
 [training]
@@ -34,17 +37,21 @@ regularizers = [{{ name = "l2", weight = {{ sweep = {weights} }} }}]
 """
 
 
-def spec_text(points: int) -> str:
+def spec_text(points: int, fractions: int = 1) -> str:
+    """A grid of about ``points`` runs: 10 seeds × (none + an L2 sweep), at ``fractions``
+    training fractions (a sweep of them when more than one)."""
     seeds = 10
-    weights = max(1, math.ceil(points / seeds) - 1)  # (1 + weights) sets × seeds ≈ points
+    weights = max(1, math.ceil(points / seeds / fractions) - 1)  # (1 + weights) sets × seeds × fractions ≈ points
     values = [round(1e-6 * (1 + i), 12) for i in range(weights)]
-    return SPEC.format(seeds=list(range(seeds)), weights=values)
+    swept = [round(1.0 - 0.09 * i, 2) for i in range(fractions)]
+    sweep = f"\ntrain_fraction = {{ sweep = {swept} }}" if fractions > 1 else ""
+    return SPEC.format(seeds=list(range(seeds)), weights=values, fractions=sweep)
 
 
 def timed(label: str, action):
     start = time.perf_counter()
     result = action()
-    print(f"{label:<48} {time.perf_counter() - start:8.2f} s", flush=True)
+    print(f"{label:<60} {time.perf_counter() - start:8.2f} s", flush=True)
     return result
 
 
@@ -58,7 +65,8 @@ def fake_finish(store, plan, runs: int) -> None:
         for metrics in epochs:
             store.record_epoch(run.run_id, metrics["epoch"], {k: v for k, v in metrics.items() if k != "epoch"})
         final = {k: v for k, v in epochs[-1].items() if k != "epoch"}
-        summary = {"final": final, "test": {}, "epochs_run": 3, "best_epoch": 3, "best_val_loss": final["val_loss"],
+        fraction = run.config["dataset"]["params"].get("train_fraction", 1.0)
+        summary = {"final": final, "test": {}, "epochs_run": 3, "train_size": round(100 * fraction), "best_epoch": 3, "best_val_loss": final["val_loss"],
                    "gap": final["val_loss"] - final["train_loss"], "gap_at_best": final["val_loss"] - final["train_loss"],
                    "train_seconds": 1.0, "class_names": [str(d) for d in range(10)],
                    "metrics": [{"key": "accuracy", "label": "acc", "higher_is_better": True}]}
@@ -72,6 +80,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from regsuite import leaderboard as lb
+    from regsuite import plots
     from regsuite.registry import get_registry
     from regsuite.spec import load_spec, resolve
     from regsuite.store import Store
@@ -96,7 +105,24 @@ def main() -> None:
             board = timed("leaderboard: build", lambda: lb.build(store, "scale"))
             timed("leaderboard: markdown", lambda: lb.to_markdown(board))
             timed("leaderboard: build, --where weight=1e-6", lambda: lb.build(store, "scale", where={"weight": "1e-6"}))
-            # Plots are left out: they draw one figure per row (seconds per hundred rows).
+            # Per-row plots are left out: they draw one figure per row (seconds per hundred rows).
+
+        regime = root / "regime.toml"
+        regime.write_text(spec_text(args.runs, fractions=10), encoding="utf-8")
+        plan = resolve(load_spec(regime), registry)
+        with Store(root / "regime-results") as store:
+            store.register_plan(plan)
+            timed(f"finish {len(plan.runs):,} runs at 10 train_fractions", lambda: fake_finish(store, plan, len(plan.runs)))
+        with Store(root / "regime-results", readonly=True) as store:
+            board = timed("leaderboard with the data-regime table: build", lambda: lb.build(store, "scale"))
+            lines = sum(len(table.lines) for table in board.regime)
+            print(f"  → {len(board.rows):,} rows, a data-regime table of {lines} lines × 10 sizes")
+            timed("leaderboard with the data-regime table: markdown", lambda: lb.to_markdown(board))
+            spec = store.spec_info("scale")["spec"]
+            summaries = timed("regime + sensitivity figures: compute", lambda: plots.regime_figures(board, spec)
+                              + plots.sensitivity_figures(board, spec))
+            timed(f"regime + sensitivity figures: draw and save {len(summaries)} PNGs",
+                  lambda: [plots.save(plots.summary_figure(f), root / f"{f.stem}.png") for f in summaries])
 
 if __name__ == "__main__":
     main()
