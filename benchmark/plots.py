@@ -48,6 +48,7 @@ TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 LOG_SPREAD = 5.0  # a loss axis spanning more than this factor is drawn on a log scale
 MANIFEST = ".regsuite-plots.json"  # in a plot folder: the files regsuite wrote there
 LOG_X_SPAN = 10.0  # a swept strength spanning more than this factor is drawn on a log axis
+REGIME_DODGE = 0.012  # the regime figure's lines, side by side at each size (decades on its log axis)
 
 History = list[dict[str, float]]  # one run's epochs, as Store.epochs returns them
 
@@ -249,6 +250,9 @@ class Panel:
     log_x: bool = False
     categories: list[str] | None = None  # x values that are not numbers, in sweep order
     ticks: dict[float, str] = field(default_factory=dict)  # x → tick label, when each value gets a tick
+    #: Lines drawn side by side around each x, this share of the x axis apart (of a decade on a
+    #: log axis), so that intervals at the same x do not hide each other; 0: at x exactly.
+    dodge: float = 0.0
 
 
 @dataclass
@@ -314,7 +318,7 @@ def regime_panel(board: lb.Leaderboard, table: regimes.Table) -> Panel:
     xlabel = "training-set size (train_size: images the dataset loaded)" if axis.by_size else axis.name
     panel = Panel(title=REGIME_BAND, xlabel=xlabel, ylabel=f"Δ val loss vs {board.baseline}", lines=lines,
                   levels=[Level(f"{board.baseline} (baseline): Δ = 0", 0.0)],
-                  log_x=table.numeric and log_worthy(table.sizes, span=1.0))
+                  log_x=table.numeric and log_worthy(table.sizes, span=1.0), dodge=REGIME_DODGE)
     if panel.log_x:
         panel.xlabel += ", log scale"
     if not table.numeric:
@@ -405,9 +409,9 @@ def summary_figure(summary: SummaryFigure):
     for ax, panel in zip(axes, summary.panels):
         palette = colormaps["tab10" if len(panel.lines) <= 10 else "tab20"].colors
         colors: dict[tuple[str, str], str] = {}
-        for line, color in zip(panel.lines, palette * (1 + len(panel.lines) // len(palette))):
+        for index, (line, color) in enumerate(zip(panel.lines, palette * (1 + len(panel.lines) // len(palette)))):
             colors.setdefault(line.variant, color)
-            draw_line(ax, panel, line, color)
+            draw_line(ax, panel, line, color, index)
         for level in panel.levels:
             color = colors.get(level.variant, "black") if level.variant is not None else "black"
             ax.axhline(level.y, color=color, linestyle="--", linewidth=1.2, label=literal(level.label))
@@ -416,15 +420,22 @@ def summary_figure(summary: SummaryFigure):
     return figure
 
 
-def x_positions(panel: Panel, points: list[Point]) -> np.ndarray:
+def x_positions(panel: Panel, points: list[Point], line_index: int = 0) -> np.ndarray:
     if panel.categories is not None:
         index = {name: i for i, name in enumerate(panel.categories)}
         return np.array([index.get(lb.shown_value(p.x), len(index)) for p in points], dtype=float)
-    return np.array([float(p.x) for p in points])
+    x = np.array([float(p.x) for p in points])
+    if not panel.dodge or len(panel.lines) < 2:
+        return x
+    shift = (line_index - (len(panel.lines) - 1) / 2) * panel.dodge
+    if panel.log_x:
+        return x * 10.0 ** shift
+    xs = [float(p.x) for other in panel.lines for p in other.points]
+    return x + shift * ((max(xs) - min(xs)) or 1.0)
 
 
-def draw_line(ax, panel: Panel, line: Line, color) -> None:
-    x = x_positions(panel, line.points)
+def draw_line(ax, panel: Panel, line: Line, color, line_index: int = 0) -> None:
+    x = x_positions(panel, line.points, line_index)
     mean = np.array([p.mean for p in line.points])
     ax.plot(x, mean, color=color, marker="o", markersize=4, linewidth=1.6, label=literal(line.label))
     low = np.array([p.low if finite(p.low) else np.nan for p in line.points])

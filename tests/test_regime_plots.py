@@ -268,3 +268,18 @@ def test_tick_labels_that_would_overprint_their_neighbour_are_left_blank():
     ticks = {3.75e-3: "0.00375", 6.25e-4: "0.000625", 6.57e-4: "0.000657", 1.26e-5: "1.26e-05"}
     assert plots.uncrowded(ticks, log_x=True) == ["1.26e-05", "0.000625", "", "0.00375"]
     assert plots.uncrowded({0.1: "0.1", 0.5: "0.5", 1.0: "1"}, log_x=False) == ["0.1", "0.5", "1"]
+
+
+def test_the_regime_lines_are_drawn_side_by_side_around_each_size(regime_store):
+    """Intervals at one size would hide each other: each line is drawn a little apart (a share
+    of a decade on the log axis), symmetric around the true size, which the points keep."""
+    [figure] = figures(regime_store, "regime-test", plots.regime_figures)
+    [panel] = figure.panels
+    first, second = (plots.x_positions(panel, line.points, i) for i, line in enumerate(panel.lines))
+    sizes = [314.0, 628.0, 1257.0]
+    assert [p.x for p in panel.lines[0].points] == sizes  # the numbers are the sizes
+    assert list(first) == pytest.approx([x * 10 ** (-panel.dodge / 2) for x in sizes])
+    assert list(second) == pytest.approx([x * 10 ** (panel.dodge / 2) for x in sizes])
+    assert 0 < panel.dodge < 0.05  # far less than the gap between two sizes
+    figure_path = plots.save(plots.summary_figure(figure), regime_store / "regime.png")
+    assert figure_path.read_bytes()[:4] == b"\x89PNG"
