@@ -781,19 +781,17 @@ def regime_cells(table: regimes.Table) -> tuple[list[str], list[list[str]]]:
     heads = ["regularizers", *(f"Δ at {table.axis.heading(x)}" for x in table.sizes), REGIME_CHANGE, REGIME_VERDICT]
     rows = []
     for line in table.lines:
-        cells = [line.label]
-        for x in table.sizes:
-            mean, interval = difference_parts(line.deltas.get(x), False, 3) if x in line.deltas else ("—", "")
-            cells.append(f"{mean} ({interval})" if interval == "n too small" else f"{mean} {interval}".strip())
-        change = line.change
-        if change is None or change.mean is None:
-            cells.append("—")
-        elif change.low is None:
-            cells.append(f"{number(change.mean, 3, True)} (n too small)")
-        else:
-            cells.append(f"{number(change.mean, 3, True)} [{number(change.low, 3, True)}, {number(change.high, 3, True)}]")
-        rows.append(cells + [line.verdict])
+        differences = [line.deltas.get(x) for x in table.sizes] + [line.change]
+        rows.append([line.label, *map(difference_cell, differences), line.verdict])
     return heads, rows
+
+
+def difference_cell(difference: stats.PairedDifference | stats.MeanDifference | None) -> str:
+    """``-0.185 [-0.293, -0.078]``, ``-0.036 (n too small)``, or ``—``."""
+    if difference is None:
+        return "—"
+    mean, interval = difference_parts(difference, False, 3)
+    return f"{mean} ({interval})" if interval == "n too small" else f"{mean} {interval}".strip()
 
 
 def regime_emphasis(table: regimes.Table) -> list[list[bool]]:
@@ -918,8 +916,9 @@ def delta_parts(row: Row, column: Column) -> tuple[str, str]:
     return difference_parts(row.deltas.get(column.key), row.is_baseline, column.digits)
 
 
-def difference_parts(delta: stats.PairedDifference | None, is_baseline: bool, digits: int) -> tuple[str, str]:
-    """(mean difference, interval) of a paired Δ against the baseline."""
+def difference_parts(delta: stats.PairedDifference | stats.MeanDifference | None, is_baseline: bool,
+                     digits: int) -> tuple[str, str]:
+    """(mean difference, interval) of a paired Δ against the baseline, or of any difference with an interval."""
     if is_baseline:
         return "baseline", ""
     if delta is None or delta.mean is None:
