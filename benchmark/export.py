@@ -69,7 +69,7 @@ def header(board: lb.Leaderboard, info: dict[str, Any], command: str, registry: 
         f"- generated: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- regsuite {versions['regsuite']}, torch {versions['torch']}, python {versions['python']}",
         f"- device: {lb.md_text(', '.join(devices))}; {len(runs)} finished runs, {wall:.0f} s of training in all",
-        f"- seeds: {seeds}; epochs: {spec.get('training', {}).get('epochs')}",
+        f"- seeds: {seeds}; {run_length(spec.get('training', {}))}",
     ]
     rerun = reproduce_command(board.spec_name, spec, registry)
     if rerun:
@@ -79,6 +79,12 @@ def header(board: lb.Leaderboard, info: dict[str, Any], command: str, registry: 
                      "spec and `regsuite run` it (no spec file here matches it)")
     lines += [f"- this file: {lb.md_code(command)}", ""]
     return lines
+
+
+def run_length(training: dict[str, Any]) -> str:
+    if training.get("steps") is not None:
+        return f"optimizer steps: {training['steps']} (in whole epochs, as many as each training set needs)"
+    return f"epochs: {training.get('epochs')}"
 
 
 def figure_section(name: str, figures: list[plots.PlotFile]) -> list[str]:

@@ -124,7 +124,7 @@ class RichRunReporter(Reporter):
         self.show(0)
 
     def run_resumed(self, epoch: int) -> None:
-        self.epoch = min(epoch + 1, self.epochs)
+        self.epoch = self.next_epoch(epoch)
         self.last = f"resumed after epoch {epoch}"
         self.show(epoch * self.batches)
 
@@ -134,13 +134,17 @@ class RichRunReporter(Reporter):
         self.show((self.epoch - 1) * self.batches + batch)
 
     def epoch_done(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.epoch = min(epoch + 1, self.epochs)
+        self.epoch = self.next_epoch(epoch)
         self.live = ""
         self.last = f"epoch {epoch}: train {metrics['train_loss']:.3f} val {metrics['val_loss']:.3f}"
         self.show(epoch * self.batches)
 
+    def next_epoch(self, done: int) -> int:
+        return min(done + 1, self.epochs) if self.epochs else done + 1
+
     def status(self) -> str:
-        return " · ".join(part for part in (f"epoch {self.epoch}/{self.epochs}", self.live, self.last) if part)
+        epoch = f"epoch {self.epoch}/{self.epochs}" if self.epochs else f"epoch {self.epoch}"  # 0: not known yet
+        return " · ".join(part for part in (epoch, self.live, self.last) if part)
 
 
 def format_seconds(seconds: float) -> str:

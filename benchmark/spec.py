@@ -67,7 +67,12 @@ class PluginRef(BaseModel):
 
 class TrainingConfig(Strict):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # lr = inf is no learning rate
-    epochs: int = Field(10, ge=1, description="epochs per run")
+    epochs: int | None = Field(10, ge=1, description="epochs per run (not with steps)")
+    steps: int | None = Field(
+        None, ge=1, json_schema_extra=KEYED_UNLESS_DEFAULT,
+        description="train this many optimizer steps instead of a number of epochs, rounded up to whole epochs "
+                    "(not with epochs): every training-set size then gets the same steps",
+    )
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 × batch_size")
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
@@ -88,6 +93,25 @@ class TrainingConfig(Strict):
         description='torch.compile the model with inductor: true (= "default") or a mode ("reduce-overhead": '
                     'CUDA graphs, for small models on a GPU); the first epoch pays the compile',
     )
+
+    _serialize = drop_when_unused("steps")  # a spec that does not use steps is stored as before them
+
+    @model_validator(mode="before")
+    @classmethod
+    def steps_replace_epochs(cls, data: Any) -> Any:
+        """``steps`` alone: the run's length is steps, so the default epochs do not apply."""
+        if isinstance(data, dict) and data.get("steps") is not None and "epochs" not in data:
+            return {**data, "epochs": None}
+        return data
+
+    @model_validator(mode="after")
+    def one_length(self) -> "TrainingConfig":
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give epochs or steps, not both: steps trains that many optimizer steps, in whole epochs; "
+                             "remove the other from [training]")
+        if self.epochs is None and self.steps is None:
+            raise ValueError("give epochs (passes over the training set) or steps (optimizer steps)")
+        return self
 
 
 RAY_ONLY = ("address", "num_gpus", "num_cpus")
@@ -383,6 +407,12 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
         node[list_index(node, last, ".".join(path))] = value
     else:
         node[last] = value
+        if path[:-1] == ["training"] and last in RUN_LENGTHS:
+            node.pop(RUN_LENGTHS[last], None)  # --set training.steps=400 trains in steps instead of epochs
+
+
+#: A run's length is given one way or the other; setting one from the command line drops the other.
+RUN_LENGTHS = {"epochs": "steps", "steps": "epochs"}
 
 
 def list_index(node: list, part: str, where: str) -> int:

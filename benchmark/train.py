@@ -349,12 +349,12 @@ def run_training(
     """Train one run to the end; return its summary. ``on_epoch`` sees each finished epoch
     (the store and checkpoints hook in there); ``resume`` may restore a saved state."""
     reporter = reporter or Reporter()
-    epochs = ctx.config["training"]["epochs"]
     data, state, loss_fn = prepare(ctx)
     if resume is not None:
         resume(state)
-    batch_size = ctx.config["training"]["batch_size"]
-    reporter.run_started(epochs, math.ceil(len(data.train) / batch_size))
+    batches_per_epoch = math.ceil(len(data.train) / ctx.config["training"]["batch_size"])
+    epochs = planned_epochs(ctx.config["training"], batches_per_epoch)
+    reporter.run_started(epochs, batches_per_epoch)
     if state.epoch:
         reporter.run_resumed(state.epoch)
     started = time.perf_counter()
@@ -385,9 +385,20 @@ def run_training(
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     summary["train_size"] = ctx.train_size
     summary["train_images_per_epoch"] = len(data.train)  # after the regularizers' dataset transforms
+    summary["steps_run"] = summary["epochs_run"] * batches_per_epoch
     if ctx.selection is not None:
         summary["selection_size"] = len(ctx.selection)
     return summary
+
+
+def planned_epochs(training: dict[str, Any], batches_per_epoch: int) -> int:
+    """The epochs a run trains: ``epochs``, or the fewest whole epochs that hold ``steps``
+    optimizer steps at ``batches_per_epoch`` (the training set after the regularizers' dataset
+    transforms, so each set's steps are counted as its optimizer takes them)."""
+    steps = training.get("steps")
+    if steps is None:
+        return training["epochs"]
+    return math.ceil(steps / max(batches_per_epoch, 1))
 
 
 def penalizing(regularizers: list[api.Regularizer]) -> list[str]:

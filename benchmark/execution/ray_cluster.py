@@ -118,7 +118,8 @@ class EpochFollower:
 
     def __init__(self, run: PlannedRun, reporter: Any):
         self.run, self.reporter, self.seen = run, reporter, 0
-        reporter.run_started(run.config["training"]["epochs"], 1)
+        # A run given in steps knows its epochs only once its data is loaded, in the task.
+        reporter.run_started(run.config["training"]["epochs"] or 0, 1)
 
     def poll(self, store: Store) -> None:
         for row in store.epochs(self.run.run_id):

@@ -1,0 +1,69 @@
+"""A run's length in optimizer steps (``training.steps``) instead of epochs: the same steps at
+every training-set size, in whole epochs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from regsuite.cli import app
+from regsuite.errors import SpecError
+from regsuite.registry import get_registry
+from regsuite.spec import load_spec, resolve, run_key_view
+from regsuite.store import Store
+
+from helpers.specs import TINY_SPEC
+
+STEPS_SPEC = TINY_SPEC.replace("epochs = 2", "steps = 5").replace(
+    "train_limit = 60", "train_limit = 60\ntrain_fraction = { sweep = [0.5, 1.0] }")
+
+
+def plan_of(path, *overrides):
+    return resolve(load_spec(path, list(overrides)), get_registry())
+
+
+def test_steps_replace_epochs_and_leave_other_run_ids_alone(files, tiny_spec):
+    plan = plan_of(files({"steps.toml": STEPS_SPEC}) / "steps.toml")
+    training = plan.runs[0].config["training"]
+    assert training["steps"] == 5 and training["epochs"] is None
+    epochs_only = plan_of(tiny_spec)
+    assert "steps" not in epochs_only.runs[0].config["training"]  # stored as before steps existed
+    assert "steps" not in run_key_view(get_registry(), epochs_only.runs[0].config)["training"]
+    five = {r.run_id for r in plan_of(tiny_spec, "training.steps=5").runs}
+    assert not five & {r.run_id for r in epochs_only.runs}
+    assert five != {r.run_id for r in plan_of(tiny_spec, "training.steps=6").runs}
+
+
+def test_set_on_the_command_line_switches_the_length(files, tiny_spec):
+    in_steps = load_spec(tiny_spec, ["training.steps=7"])
+    assert (in_steps.training.steps, in_steps.training.epochs) == (7, None)
+    back = load_spec(files({"steps.toml": STEPS_SPEC}) / "steps.toml", ["training.epochs=3"])
+    assert (back.training.steps, back.training.epochs) == (None, 3)
+    swept = plan_of(tiny_spec, "training.steps={ sweep = [4, 8] }")
+    assert sorted({r.config["training"]["steps"] for r in swept.runs}) == [4, 8]
+
+
+@pytest.mark.parametrize("training, expected", [
+    ("epochs = 2\nsteps = 5", "give epochs or steps, not both"),
+    ("steps = 0", r"training\.steps: Input should be greater than or equal to 1"),
+    ('steps = "many"', r"training\.steps: Input should be a valid integer"),
+])
+def test_bad_lengths_name_the_field(files, training, expected):
+    path = files({"bad.toml": TINY_SPEC.replace("epochs = 2", training)}) / "bad.toml"
+    with pytest.raises(SpecError, match=expected):
+        plan_of(path)
+
+
+def test_every_size_trains_the_same_steps_in_whole_epochs(files, isolated_results):
+    path = files({"steps.toml": STEPS_SPEC}) / "steps.toml"
+    result = CliRunner().invoke(app, ["run", str(path), "--set", "seeds=[0]"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    with Store(isolated_results, readonly=True) as store:
+        summaries = [json.loads(run["summary"]) for run in store.conn.execute("SELECT summary FROM runs")]
+    # 60 images → 2 batches of 32 an epoch: 3 epochs hold 5 steps (6 taken); half of them (28,
+    # class-balanced) → 1 batch: 5 epochs.
+    seen = sorted({(s["train_size"], s["epochs_run"], s["steps_run"]) for s in summaries})
+    assert seen == [(28, 5, 5), (60, 3, 6)]
+    markdown = CliRunner().invoke(app, ["leaderboard", "tiny", "--format", "markdown"]).stdout
+    assert "epochs run" in markdown  # the epochs differ by size, so the diagnostics show them
