@@ -67,3 +67,20 @@ def test_every_size_trains_the_same_steps_in_whole_epochs(files, isolated_result
     assert seen == [(28, 5, 5), (60, 3, 6)]
     markdown = CliRunner().invoke(app, ["leaderboard", "tiny", "--format", "markdown"]).stdout
     assert "epochs run" in markdown  # the epochs differ by size, so the diagnostics show them
+
+
+def test_steps_that_fill_whole_epochs_train_exactly_as_those_epochs(tiny_spec, isolated_results):
+    # 60 images in batches of 32: 2 steps an epoch, so 4 steps are the spec's 2 epochs, batch for batch.
+    for length in ("training.epochs=2", "training.steps=4"):
+        result = CliRunner().invoke(app, ["run", str(tiny_spec), "--set", "seeds=[0]", "--set", length],
+                                    env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    with Store(isolated_results, readonly=True) as store:
+        runs = [(json.loads(config), json.loads(summary)) for config, summary
+                in store.conn.execute("SELECT config, summary FROM runs")]
+    finals = {}
+    for config, summary in runs:
+        regularizers = tuple(reg["name"] for reg in config["regularizers"])
+        measured = {k: v for k, v in summary["final"].items() if k not in ("epoch_time", "train_samples_per_s")}
+        finals.setdefault(config["training"].get("steps"), {})[regularizers] = measured
+    assert finals[4] == finals[None] and len(finals[4]) == 2
