@@ -32,20 +32,66 @@ without a penalty compare on the same quantity: a term that is not the data loss
 """
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
 from regsuite.errors import DataError
 
 
-class Params(BaseModel):
-    """Base for plugin parameters: unknown keys are errors, values are validated, and a float
-    must be finite (TOML's ``inf`` and ``nan`` are no weight, rate or probability)."""
+class NoBooleanNumbers(BaseModel):
+    """A number field refuses ``true`` and ``false``: pydantic would take them as 1 and 0, so a
+    slip such as ``weight = true`` would silently train with an L2 weight of 1."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name in number_fields(cls):
+            raise ValueError("a number is expected here, not a boolean")
+        return value
+
+
+@functools.cache
+def number_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold an int or a float and cannot hold a bool, less those
+    that read their raw input with a validator of their own (augmentation's ``hflip = true``
+    means a flip half the time: that validator says what a boolean means)."""
+    own_readers = {name for decorator in model.__pydantic_decorators__.field_validators.values()
+                   if decorator.info.mode in ("before", "plain", "wrap") and "*" not in decorator.info.fields
+                   for name in decorator.info.fields}
+    return frozenset(name for name, f in model.model_fields.items()
+                     if takes_numbers_not_booleans(f.annotation) and name not in own_readers)
+
+
+def takes_numbers_not_booleans(annotation: Any) -> bool:
+    leaves = set(type_leaves(annotation))
+    return bool(leaves & {int, float}) and not leaves & {bool, Any, object}
+
+
+def type_leaves(annotation: Any) -> list[Any]:
+    """The types a value of ``annotation`` may have at its top level (``int | None`` → int,
+    NoneType; ``Literal[1, "a"]`` → int, str; ``list[int]`` → list)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return [type(arg) for arg in args]
+    if origin in (typing.Union, types.UnionType):
+        return [leaf for arg in args for leaf in type_leaves(arg)]
+    if origin is typing.Annotated:
+        return type_leaves(args[0])
+    return [origin or annotation]
+
+
+class Params(NoBooleanNumbers):
+    """Base for plugin parameters: unknown keys are errors, values are validated, a float
+    must be finite (TOML's ``inf`` and ``nan`` are no weight, rate or probability), and a
+    number is no ``true`` or ``false``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

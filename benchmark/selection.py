@@ -32,7 +32,7 @@ import random
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from regsuite import api
 from regsuite.errors import DataError, SpecError
@@ -42,7 +42,7 @@ RANGE = "range"
 SIGNIFICANT = 3
 
 
-class SelectionConfig(BaseModel):
+class SelectionConfig(api.NoBooleanNumbers):
     """The ``[selection]`` table."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer, model_validator
 
 from regsuite import __version__, selection, sweeps
-from regsuite.api import KEYED_UNLESS_DEFAULT, run_key_params
+from regsuite.api import KEYED_UNLESS_DEFAULT, NoBooleanNumbers, run_key_params
 from regsuite.errors import RegsuiteError, SpecError, at_most
 from regsuite.selection import SelectionConfig
 from regsuite.vocabulary import FORMS, RUN_METRICS, SPEC_NAME_MAX_LENGTH, SPEC_NAME_PATTERN, referenced_labels
@@ -35,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class Strict(BaseModel):
+class Strict(NoBooleanNumbers):
     model_config = ConfigDict(extra="forbid")
 
 

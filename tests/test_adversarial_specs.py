@@ -381,6 +381,38 @@ def test_infinite_parameters_are_refused_when_the_spec_loads(files, isolated_res
     assert_one_message(lr, "training.lr: Input should be a finite number")
 
 
+def number_parameters():
+    from regsuite.api import number_fields
+    from regsuite.registry import KINDS
+    from regsuite.testing import plugin_classes
+
+    return [pytest.param(cls, name, id=f"{kind}:{cls.name}.{name}")
+            for kind in KINDS for cls in plugin_classes(kind) for name in sorted(number_fields(cls.Params))]
+
+
+@pytest.mark.parametrize("cls, name", number_parameters())
+def test_every_plugins_number_parameters_refuse_booleans(cls, name):
+    from pydantic import ValidationError
+
+    for flag in (True, False):
+        with pytest.raises(ValidationError, match="a number is expected here, not a boolean") as info:
+            cls.Params.model_validate({name: flag})
+        assert any(error["loc"] == (name,) for error in info.value.errors())
+
+
+def test_a_boolean_for_a_number_is_refused_when_the_spec_loads(files, isolated_results):
+    spec = files({"bool.toml": TINY_SPEC.replace("weight = 1e-3", "weight = true")}) / "bool.toml"
+    result = invoke("run", str(spec))  # pydantic alone would train it with an L2 weight of 1
+    assert_one_message(result, "sets[1].regularizers[0].weight: a number is expected here, not a boolean")
+    assert not isolated_results.exists()
+    for override in ("training.epochs=true", "training.lr=false", "execution.workers=true"):
+        fixed = ("--set", "sets.1.regularizers.0.weight=1e-3")
+        assert_one_message(invoke("validate", str(spec), *fixed, "--set", override),
+                           f"{override.split('=')[0]}: a number is expected here, not a boolean")
+    flags = invoke("validate", str(spec), "--set", "sets.1.regularizers.0.weight=1e-3", "--set", "training.deterministic=false")
+    assert flags.exit_code == 0, flags.output  # a boolean setting still takes booleans
+
+
 def executor_for(results: Path, timeout: float):
     from regsuite.execution.local import Active, Lane, LocalExecutor
     from regsuite.spec import ExecutionConfig, Plan, PlannedRun
