@@ -208,3 +208,22 @@ def test_progress_shows_the_grid_and_one_line_per_slot(tmp_path):
     assert "failed: digits / small_cnn / none / seed 1 — boom" in console.export_text()
     grid = reporter.progress.tasks[0]
     assert grid.fields["status"].startswith("done 1 · running 1 · failed 1 · left 1")
+
+
+def test_progress_of_a_run_whose_epochs_are_not_known_yet(tmp_path):
+    """A Ray task's run given in steps learns its epochs only once its data loads: the line counts
+    epochs without a total instead of showing epoch 3/0."""
+    from rich.console import Console
+
+    from regsuite.execution.ray_cluster import EpochFollower
+    from regsuite.progress import RichGridReporter
+
+    plan = resolve(load_spec(write_spec(tmp_path / "p.toml", {"none": "[]"}), ["training.steps=7"]), get_registry())
+    assert plan.runs[0].config["training"]["epochs"] is None
+    reporter = RichGridReporter(Console(record=True, width=200, force_terminal=False))
+    reporter.grid_started(1, 0)
+    line = reporter.run_started(plan.runs[0], 0)
+    EpochFollower(plan.runs[0], line)
+    line.epoch_done(2, {"train_loss": 2.25, "val_loss": 2.5})
+    assert line.status() == "epoch 3 · epoch 2: train 2.250 val 2.500"
+    assert line.fraction() == 0.0
