@@ -102,6 +102,13 @@ def run(
     from regsuite.store import Store
 
     plan, registry = load_plan(spec, set_)
+    if set_:
+        from regsuite.spec import whole_plan
+
+        plan.whole = whole_plan(spec, plan, registry)
+        if plan.whole is not None:
+            console.print(f"--set picks {len(plan.runs)} of the spec's {len(plan.whole.runs)} runs: the leaderboard "
+                          "stays the whole spec's, with the runs finished so far", highlight=False, markup=False)
     execution = plan.spec.execution.with_overrides(
         executor=executor, workers=workers, runs_per_gpu=runs_per_gpu, threads=threads, timeout=timeout,
         keep_checkpoints=keep_checkpoints, address=address, num_gpus=num_gpus, num_cpus=num_cpus)

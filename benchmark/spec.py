@@ -508,6 +508,21 @@ class PlannedRun:
 class Plan:
     spec: Spec
     runs: list[PlannedRun]
+    #: The spec file's whole grid when ``--set`` picked a part of it (a seed, one fraction): the
+    #: store records the whole as the spec, so its leaderboard gathers the parts (see whole_plan).
+    whole: "Plan | None" = None
+
+
+def whole_plan(path: Path | str, part: Plan, registry: Registry) -> Plan | None:
+    """The plan of the spec file at ``path`` as written, when ``part`` (its plan under ``--set``)
+    trains only some of its runs; None when the overrides change what runs compute (their runs
+    are not all in the file's grid), or when the file alone does not resolve."""
+    try:
+        whole = resolve(load_spec(path), registry)
+    except RegsuiteError:  # --set fixed what the file gets wrong: the part is all there is
+        return None
+    part_ids = {run.run_id for run in part.runs}
+    return whole if part_ids < {run.run_id for run in whole.runs} else None
 
 
 def library_versions() -> dict[str, str]:

@@ -125,3 +125,22 @@ def test_unknown_sort_column(tiny_spec):
     assert invoke("run", str(tiny_spec)).exit_code == 0
     result = invoke("leaderboard", "--sort", "nope")
     assert result.exit_code == 2 and "cannot sort by 'nope'" in result.stderr
+
+
+def test_runs_of_a_part_of_the_grid_gather_in_the_whole_specs_leaderboard(tiny_spec):
+    def seeds_per_row() -> dict[str, tuple[int, int]]:
+        rows = json.loads(invoke("leaderboard", "tiny", "--format", "json").stdout)["rows"]
+        return {r["label"]: (r["seeds"], r["planned_seeds"]) for r in rows}
+
+    first = invoke("run", str(tiny_spec), "--set", "seeds=[0]")
+    assert first.exit_code == 0, first.output
+    assert "--set picks 2 of the spec's 4 runs" in first.stdout and "trained 2," in first.stdout
+    assert seeds_per_row() == {"none": (1, 2), "l2 + dropout": (1, 2)}  # the whole spec, half of it done
+    second = invoke("run", str(tiny_spec), "--set", "seeds=[1]")
+    assert second.exit_code == 0 and "trained 2," in second.stdout
+    assert seeds_per_row() == {"none": (2, 2), "l2 + dropout": (2, 2)}
+    assert "trained 0, already done 4" in invoke("run", str(tiny_spec)).stdout
+    # An override that changes what the runs compute is a spec of its own: its leaderboard is its runs.
+    shorter = invoke("run", str(tiny_spec), "--set", "training.epochs=1", "--set", "seeds=[0]")
+    assert shorter.exit_code == 0 and "picks" not in shorter.stdout and "trained 2," in shorter.stdout
+    assert seeds_per_row() == {"none": (1, 1), "l2 + dropout": (1, 1)}

@@ -62,7 +62,7 @@ def start_grid(plan: Plan, store: Store, reporter: GridReporter, retry_failed: b
                lanes: list[str]) -> tuple[list[PlannedRun], Outcome]:
     """Register the plan; return the runs left to train and the outcome so far. ``lanes``
     names the places where runs train side by side (a worker pinned to a GPU, a Ray task)."""
-    store.register_plan(plan)
+    store.register_plan(plan.whole or plan)
     todo = pending_runs(plan, store, retry_failed)
     statuses = store.statuses([r.run_id for r in plan.runs])
     outcome = Outcome(skipped=[r for r in plan.runs if r not in todo and statuses.get(r.run_id) == "done"],
