@@ -60,7 +60,8 @@ def test_every_size_trains_the_same_steps_in_whole_epochs(files, isolated_result
     result = CliRunner().invoke(app, ["run", str(path), "--set", "seeds=[0]"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     with Store(isolated_results, readonly=True) as store:
-        summaries = [json.loads(run["summary"]) for run in store.conn.execute("SELECT summary FROM runs")]
+        done = store.conn.execute("SELECT summary FROM runs WHERE status = 'done'")
+        summaries = [json.loads(run["summary"]) for run in done]
     # 60 images → 2 batches of 32 an epoch: 3 epochs hold 5 steps (6 taken); half of them (28,
     # class-balanced) → 1 batch: 5 epochs.
     seen = sorted({(s["train_size"], s["epochs_run"], s["steps_run"]) for s in summaries})
@@ -77,7 +78,7 @@ def test_steps_that_fill_whole_epochs_train_exactly_as_those_epochs(tiny_spec, i
         assert result.exit_code == 0, result.output
     with Store(isolated_results, readonly=True) as store:
         runs = [(json.loads(config), json.loads(summary)) for config, summary
-                in store.conn.execute("SELECT config, summary FROM runs")]
+                in store.conn.execute("SELECT config, summary FROM runs WHERE status = 'done'")]
     finals = {}
     for config, summary in runs:
         regularizers = tuple(reg["name"] for reg in config["regularizers"])
