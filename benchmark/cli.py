@@ -68,11 +68,19 @@ def results_dir(results: Optional[Path]) -> Path:
 
 
 def load_plan(spec: Path, overrides: list[str]):
+    """The spec's plan under ``overrides``; when they pick part of the file's grid, its
+    ``whole`` is the file's plan (see spec.whole_plan) and the command says so."""
     from regsuite.registry import get_registry
-    from regsuite.spec import load_spec, resolve
+    from regsuite.spec import load_spec, resolve, whole_plan
 
     registry = get_registry()
-    return resolve(load_spec(spec, overrides), registry), registry
+    plan = resolve(load_spec(spec, overrides), registry)
+    if overrides:
+        plan.whole = whole_plan(spec, overrides, plan, registry)
+        if plan.whole is not None:
+            console.print(f"--set picks {len(plan.runs)} of the spec's {len(plan.whole.runs)} runs; `run` records the "
+                          "whole spec, so its leaderboard gathers every part", highlight=False, markup=False)
+    return plan, registry
 
 
 @app.command()
@@ -102,13 +110,6 @@ def run(
     from regsuite.store import Store
 
     plan, registry = load_plan(spec, set_)
-    if set_:
-        from regsuite.spec import whole_plan
-
-        plan.whole = whole_plan(spec, plan, registry)
-        if plan.whole is not None:
-            console.print(f"--set picks {len(plan.runs)} of the spec's {len(plan.whole.runs)} runs: the leaderboard "
-                          "stays the whole spec's, with the runs finished so far", highlight=False, markup=False)
     execution = plan.spec.execution.with_overrides(
         executor=executor, workers=workers, runs_per_gpu=runs_per_gpu, threads=threads, timeout=timeout,
         keep_checkpoints=keep_checkpoints, address=address, num_gpus=num_gpus, num_cpus=num_cpus)

@@ -513,13 +513,19 @@ class Plan:
     whole: "Plan | None" = None
 
 
-def whole_plan(path: Path | str, part: Plan, registry: Registry) -> Plan | None:
-    """The plan of the spec file at ``path`` as written, when ``part`` (its plan under ``--set``)
-    trains only some of its runs; None when the overrides change what runs compute (their runs
-    are not all in the file's grid), or when the file alone does not resolve."""
+def whole_plan(path: Path | str, overrides: list[str], part: Plan, registry: Registry) -> Plan | None:
+    """The plan of the spec file at ``path`` as written, when ``overrides`` only pick part of
+    its grid (they set ``seeds`` or axes the file sweeps) and ``part``, their plan, trains only
+    some of its runs. None otherwise: an override of anything else may change what runs compute
+    or where their data is (the file alone might then start a download), and the file alone
+    may not resolve at all."""
     try:
-        whole = resolve(load_spec(path), registry)
-    except RegsuiteError:  # --set fixed what the file gets wrong: the part is all there is
+        spec = load_spec(path)
+        axes = [override_path(axis.path) for axis in spec.sweeps] + [["seeds"]]
+        if any(parse_override(text)[0] not in axes for text in overrides):
+            return None
+        whole = resolve(spec, registry)
+    except RegsuiteError:
         return None
     part_ids = {run.run_id for run in part.runs}
     return whole if part_ids < {run.run_id for run in whole.runs} else None

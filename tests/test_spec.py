@@ -165,3 +165,26 @@ def test_unknown_parameter_names_get_a_did_you_mean(tiny_spec):
     with pytest.raises(SpecError) as info:
         plan_of(tiny_spec, "sets[1].regularizers[1].zzz=1")
     assert "unknown key (known: p)" in str(info.value)
+
+
+def test_the_whole_plan_is_found_only_for_overrides_that_pick_part_of_the_grid(files, monkeypatch):
+    import regsuite.spec as spec_module
+
+    text = TINY_SPEC.replace("train_limit = 60", "train_limit = 60\ntrain_fraction = { sweep = [0.5, 1.0] }")
+    path = files({"swept.toml": text}) / "swept.toml"
+    registry = get_registry()
+
+    def whole(*overrides: str):
+        part = resolve(load_spec(path, list(overrides)), registry)
+        return spec_module.whole_plan(path, list(overrides), part, registry)
+
+    assert len(whole("seeds=[0]").runs) == 8
+    assert len(whole("dataset.train_fraction=0.5").runs) == 8
+    assert len(whole("seeds=[1]", "dataset.train_fraction=1.0").runs) == 8
+    assert whole("seeds=[0, 1]") is None  # the whole grid itself: nothing to gather
+    assert whole("seeds=[7]") is None  # runs the file does not plan
+    # Any other override may change what runs compute or where their data is: the file's own
+    # grid is not even resolved (resolving it could start a download the override avoided).
+    monkeypatch.setattr(spec_module, "resolve", lambda *a: pytest.fail("resolved the file's grid"))
+    part = plan_of(path, "seeds=[0]", "training.lr=0.01")
+    assert spec_module.whole_plan(path, ["seeds=[0]", "training.lr=0.01"], part, registry) is None
