@@ -392,6 +392,10 @@ def override_path(key: str) -> list[str]:
     return [part.strip() for part in parts]
 
 
+#: A run's length is given one way or the other; setting one from the command line drops the other.
+RUN_LENGTHS = {"epochs": "steps", "steps": "epochs"}
+
+
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
     node: Any = data
     for depth, part in enumerate(path[:-1]):
@@ -410,9 +414,6 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
         if path[:-1] == ["training"] and last in RUN_LENGTHS:
             node.pop(RUN_LENGTHS[last], None)  # --set training.steps=400 trains in steps instead of epochs
 
-
-#: A run's length is given one way or the other; setting one from the command line drops the other.
-RUN_LENGTHS = {"epochs": "steps", "steps": "epochs"}
 
 
 def list_index(node: list, part: str, where: str) -> int:

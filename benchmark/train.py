@@ -385,7 +385,6 @@ def run_training(
     summary["metrics"] = [asdict(metric) for metric in ctx.task.metrics]
     summary["train_size"] = ctx.train_size
     summary["train_images_per_epoch"] = len(data.train)  # after the regularizers' dataset transforms
-    summary["steps_run"] = summary["epochs_run"] * batches_per_epoch
     if ctx.selection is not None:
         summary["selection_size"] = len(ctx.selection)
     return summary
@@ -398,7 +397,7 @@ def planned_epochs(training: dict[str, Any], batches_per_epoch: int) -> int:
     steps = training.get("steps")
     if steps is None:
         return training["epochs"]
-    return math.ceil(steps / max(batches_per_epoch, 1))
+    return math.ceil(steps / batches_per_epoch)
 
 
 def penalizing(regularizers: list[api.Regularizer]) -> list[str]:

@@ -6,13 +6,9 @@ import pytest
 
 from regsuite.errors import SpecError
 from regsuite.registry import get_registry
-from regsuite.spec import load_spec, parse_override, resolve
+from regsuite.spec import load_spec, parse_override
 
-from helpers.specs import TINY_SPEC
-
-
-def plan_of(path, *overrides):
-    return resolve(load_spec(path, list(overrides)), get_registry())
+from helpers.specs import TINY_SPEC, plan_of
 
 
 def test_grid_expands_sets_times_seeds(tiny_spec):
@@ -175,8 +171,7 @@ def test_the_whole_plan_is_found_only_for_overrides_that_pick_part_of_the_grid(f
     registry = get_registry()
 
     def whole(*overrides: str):
-        part = resolve(load_spec(path, list(overrides)), registry)
-        return spec_module.whole_plan(path, list(overrides), part, registry)
+        return spec_module.whole_plan(path, list(overrides), plan_of(path, *overrides), registry)
 
     assert len(whole("seeds=[0]").runs) == 8
     assert len(whole("dataset.train_fraction=0.5").runs) == 8
@@ -185,6 +180,6 @@ def test_the_whole_plan_is_found_only_for_overrides_that_pick_part_of_the_grid(f
     assert whole("seeds=[7]") is None  # runs the file does not plan
     # Any other override may change what runs compute or where their data is: the file's own
     # grid is not even resolved (resolving it could start a download the override avoided).
-    monkeypatch.setattr(spec_module, "resolve", lambda *a: pytest.fail("resolved the file's grid"))
     part = plan_of(path, "seeds=[0]", "training.lr=0.01")
+    monkeypatch.setattr(spec_module, "resolve", lambda *a: pytest.fail("resolved the file's grid"))
     assert spec_module.whole_plan(path, ["seeds=[0]", "training.lr=0.01"], part, registry) is None

@@ -2,25 +2,19 @@
 every training-set size, in whole epochs."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
 from regsuite.cli import app
 from regsuite.errors import SpecError
 from regsuite.registry import get_registry
-from regsuite.spec import load_spec, resolve, run_key_view
+from regsuite.spec import load_spec, run_key_view
 from regsuite.store import Store
 
-from helpers.specs import TINY_SPEC
+from helpers.specs import TINY_SPEC, plan_of
 
 STEPS_SPEC = TINY_SPEC.replace("epochs = 2", "steps = 5").replace(
     "train_limit = 60", "train_limit = 60\ntrain_fraction = { sweep = [0.5, 1.0] }")
-
-
-def plan_of(path, *overrides):
-    return resolve(load_spec(path, list(overrides)), get_registry())
 
 
 def test_steps_replace_epochs_and_leave_other_run_ids_alone(files, tiny_spec):
@@ -60,11 +54,11 @@ def test_every_size_trains_the_same_steps_in_whole_epochs(files, isolated_result
     result = CliRunner().invoke(app, ["run", str(path), "--set", "seeds=[0]"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     with Store(isolated_results, readonly=True) as store:
-        done = store.conn.execute("SELECT summary FROM runs WHERE status = 'done'")
-        summaries = [json.loads(run["summary"]) for run in done]
+        summaries = [run.summary for run in store.runs_with_status("done")]
     # 60 images → 2 batches of 32 an epoch: 3 epochs hold 5 steps (6 taken); half of them (28,
     # class-balanced) → 1 batch: 5 epochs.
-    seen = sorted({(s["train_size"], s["epochs_run"], s["steps_run"]) for s in summaries})
+    steps = lambda s: s["epochs_run"] * -(-s["train_images_per_epoch"] // 32)
+    seen = sorted({(s["train_size"], s["epochs_run"], steps(s)) for s in summaries})
     assert seen == [(28, 5, 5), (60, 3, 6)]
     markdown = CliRunner().invoke(app, ["leaderboard", "tiny", "--format", "markdown"]).stdout
     assert "epochs run" in markdown  # the epochs differ by size, so the diagnostics show them
@@ -77,11 +71,10 @@ def test_steps_that_fill_whole_epochs_train_exactly_as_those_epochs(tiny_spec, i
                                     env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
     with Store(isolated_results, readonly=True) as store:
-        runs = [(json.loads(config), json.loads(summary)) for config, summary
-                in store.conn.execute("SELECT config, summary FROM runs WHERE status = 'done'")]
+        runs = store.runs_with_status("done")
     finals = {}
-    for config, summary in runs:
-        regularizers = tuple(reg["name"] for reg in config["regularizers"])
-        measured = {k: v for k, v in summary["final"].items() if k not in ("epoch_time", "train_samples_per_s")}
-        finals.setdefault(config["training"].get("steps"), {})[regularizers] = measured
+    for run in runs:
+        regularizers = tuple(reg["name"] for reg in run.config["regularizers"])
+        measured = {k: v for k, v in run.summary["final"].items() if k not in ("epoch_time", "train_samples_per_s")}
+        finals.setdefault(run.config["training"].get("steps"), {})[regularizers] = measured
     assert finals[4] == finals[None] and len(finals[4]) == 2

@@ -1,4 +1,13 @@
-"""Spec texts that several test modules use."""
+"""Spec texts that several test modules use, and the plan of a spec file."""
+
+
+def plan_of(path, *overrides: str):
+    """The resolved plan of the spec file at ``path`` under ``--set`` style ``overrides``."""
+    from regsuite.registry import get_registry
+    from regsuite.spec import load_spec, resolve
+
+    return resolve(load_spec(path, list(overrides)), get_registry())
+
 
 TINY_SPEC = """
 name = "tiny"
