@@ -18,7 +18,9 @@ N_OF_PLANNED = re.compile(r"^(\d+)/\d+$")
 
 def tables(markdown: str) -> list[tuple[str, list[list[str]]]]:
     """(heading, rows of cells) of every markdown table, in order. A partial export's ``2/3``
-    seeds read as ``2``: an imported store holds only the finished runs, not the planned ones."""
+    seeds read as ``2``, and its rows with no finished run (a tuned set whose candidates have not
+    started: n = 0) are left out: an imported store holds only the finished runs, not the planned
+    ones."""
     found: list[tuple[str, list[list[str]]]] = []
     heading = ""
     for line in markdown.splitlines():
@@ -28,6 +30,9 @@ def tables(markdown: str) -> list[tuple[str, list[list[str]]]]:
             cells = [N_OF_PLANNED.sub(r"\1", cell.strip()) for cell in line.strip().strip("|").split("|")]
             if not found or found[-1][0] != heading:
                 found.append((heading, []))
+            header = found[-1][1][0] if found[-1][1] else []
+            if "n" in header and cells[header.index("n")] == "0":
+                continue
             found[-1][1].append(cells)
     return found
 
